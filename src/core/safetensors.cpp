@@ -1,6 +1,7 @@
 // safetensors reader/writer with full validation of untrusted headers.
 #include "core/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"

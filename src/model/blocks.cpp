@@ -1,0 +1,418 @@
+// Block implementations. Shapes: B batch, T = n_ctx, D = d_model, F = ff_mult * D, N = B*T rows.
+#include "model/blocks.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace mm {
+
+void InitRules::weight(ParamTable& t, std::string name, std::vector<int64_t> shape, int fan_in, bool lower_triangular) const {
+  if (hf) t.add(std::move(name), std::move(shape), InitKind::Normal, 0.02f, lower_triangular);
+  else t.add(std::move(name), std::move(shape), InitKind::Uniform, 1.0f / std::sqrt(static_cast<float>(fan_in)), lower_triangular);
+}
+void InitRules::bias(ParamTable& t, std::string name, std::vector<int64_t> shape, int fan_in) const {
+  if (hf) t.add(std::move(name), std::move(shape), InitKind::Zeros);
+  else t.add(std::move(name), std::move(shape), InitKind::Uniform, 1.0f / std::sqrt(static_cast<float>(fan_in)));
+}
+void InitRules::embedding(ParamTable& t, std::string name, std::vector<int64_t> shape) const {
+  t.add(std::move(name), std::move(shape), InitKind::Normal, hf ? 0.02f : 1.0f);
+}
+
+InitRules init_rules_for(InitScheme scheme, ModelKind family) {
+  if (scheme == InitScheme::Torch) return {false};
+  if (scheme == InitScheme::Hf) return {true};
+  return {family != ModelKind::Mixer};  // paper: mixer code uses PyTorch defaults, HF models N(0, 0.02)
+}
+
+template <class T>
+int Block<T>::scratch_width(const ModelConfig& c) {
+  const int D = c.d_model, F = c.ff_mult * D;
+  return std::max({2 * F, 3 * D, c.expansion * D, D});
+}
+
+namespace {
+
+// Common helpers: a block owns activation arrays sized for max_batch.
+template <class T>
+struct Acts {
+  Ops<T>& ops;
+  std::vector<DeviceArray<T, T>> arrays;
+  explicit Acts(Ops<T>& o) : ops(o) {}
+  T* make(size_t n) {
+    arrays.emplace_back(ops, n);
+    return arrays.back().get();
+  }
+};
+
+// ------------------------------------------------------------------------------------------------
+template <class T>
+class MixerBlock final : public Block<T> {
+ public:
+  MixerBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch)
+      : c_(c), s_(s), ops_(ops), acts_(ops) {
+    const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
+    const std::string pre = fmt::format("blocks.{}.", layer);
+    const InitRules r = init_rules_for(c.init, ModelKind::Mixer);
+    ln1_w_ = t.add(pre + "ln1.weight", {D}, InitKind::Ones);
+    ln1_b_ = t.add(pre + "ln1.bias", {D}, InitKind::Zeros);
+    const size_t rows = static_cast<size_t>(max_batch) * T_;
+    switch (c.variant) {
+      case MixerVariant::Flat:
+        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.weight", {T_, T_}, T_, true);
+        mix_c_.push_back(t.entries().size()); r.bias(t, pre + "mix.bias", {T_}, T_);
+        break;
+      case MixerVariant::Heads: {
+        const int H = c.mixer_heads;
+        proj_w_ = t.entries().size(); r.weight(t, pre + "mix.proj.weight", {D, D}, D);
+        proj_b_ = t.entries().size(); r.bias(t, pre + "mix.proj.bias", {D}, D);
+        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.weight", {H, T_, T_}, T_, true);
+        mix_c_.push_back(t.entries().size()); r.bias(t, pre + "mix.bias", {H, T_}, T_);
+        out_w_ = t.entries().size(); r.weight(t, pre + "mix.out.weight", {D, D}, D);
+        out_b_ = t.entries().size(); r.bias(t, pre + "mix.out.bias", {D}, D);
+        proj_ = acts_.make(rows * D);
+        mixed_ = acts_.make(rows * D);
+        break;
+      }
+      case MixerVariant::Parallel:
+        for (int j = 0; j < c.parallel; ++j) {
+          mix_w_.push_back(t.entries().size()); r.weight(t, pre + fmt::format("mix.{}.weight", j), {T_, T_}, T_, true);
+          mix_c_.push_back(t.entries().size()); r.bias(t, pre + fmt::format("mix.{}.bias", j), {T_}, T_);
+          branch_pre_.push_back(acts_.make(rows * D));
+        }
+        break;
+      case MixerVariant::Expanded: {
+        const int E = c.expansion * T_;
+        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.in.weight", {E, T_}, T_, true);
+        mix_c_.push_back(t.entries().size()); r.bias(t, pre + "mix.in.bias", {E}, T_);
+        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.out.weight", {T_, E}, E, true);
+        mix_c_.push_back(t.entries().size()); r.bias(t, pre + "mix.out.bias", {T_}, E);
+        inner_pre_ = acts_.make(static_cast<size_t>(max_batch) * E * D);
+        inner_act_ = acts_.make(static_cast<size_t>(max_batch) * E * D);
+        break;
+      }
+    }
+    ln2_w_ = t.add(pre + "ln2.weight", {D}, InitKind::Ones);
+    ln2_b_ = t.add(pre + "ln2.bias", {D}, InitKind::Zeros);
+    fc_w_ = t.entries().size(); r.weight(t, pre + "ff.fc.weight", {F, D}, D);
+    fc_b_ = t.entries().size(); r.bias(t, pre + "ff.fc.bias", {F}, D);
+    pr_w_ = t.entries().size(); r.weight(t, pre + "ff.proj.weight", {D, F}, F);
+    pr_b_ = t.entries().size(); r.bias(t, pre + "ff.proj.bias", {D}, F);
+
+    ln1_ = acts_.make(rows * D); ln1_mean_ = acts_.make(rows); ln1_rstd_ = acts_.make(rows);
+    mix_out_ = acts_.make(rows * D);
+    x2_ = acts_.make(rows * D);
+    ln2_ = acts_.make(rows * D); ln2_mean_ = acts_.make(rows); ln2_rstd_ = acts_.make(rows);
+    fc_ = acts_.make(rows * F);
+    gelu_ = acts_.make(rows * F);
+  }
+
+  void forward(const T* x, T* y, int B) override {
+    const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_;
+    const size_t ND = static_cast<size_t>(N) * D;
+    ops_.layernorm_forward(ln1_, ln1_mean_, ln1_rstd_, x, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
+    token_mix_forward(B);
+    ops_.add(x2_, x, mix_out_, ND);
+    ops_.layernorm_forward(ln2_, ln2_mean_, ln2_rstd_, x2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
+    ops_.linear_forward(fc_, ln2_, s_.p(fc_w_), s_.p(fc_b_), N, D, F);
+    ops_.gelu_forward(gelu_, fc_, static_cast<size_t>(N) * F);
+    ops_.linear_forward(y, gelu_, s_.p(pr_w_), s_.p(pr_b_), N, F, D);
+    ops_.add_inplace(y, x2_, ND);
+    x_ = x;
+  }
+
+  void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
+    const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_;
+    const size_t ND = static_cast<size_t>(N) * D;
+    T* dff = ws.a;   // [N,F]
+    T* dln = ws.b;   // [N,D]
+    T* dx2 = ws.c;   // [N,D]
+    ops_.linear_backward(dff, s_.g(pr_w_), s_.g(pr_b_), dy, gelu_, s_.p(pr_w_), N, F, D);
+    ops_.gelu_backward(dff, dff, fc_, static_cast<size_t>(N) * F);
+    ops_.linear_backward(dln, s_.g(fc_w_), s_.g(fc_b_), dff, ln2_, s_.p(fc_w_), N, D, F);
+    ops_.layernorm_backward(dx2, s_.g(ln2_w_), s_.g(ln2_b_), dln, x2_, s_.p(ln2_w_), ln2_mean_, ln2_rstd_, N, D);
+    ops_.add_inplace(dx2, dy, ND);
+    token_mix_backward(dx2, dln, B, ws.a);
+    ops_.layernorm_backward(dx, s_.g(ln1_w_), s_.g(ln1_b_), dln, x_, s_.p(ln1_w_), ln1_mean_, ln1_rstd_, N, D);
+    ops_.add_inplace(dx, dx2, ND);
+  }
+
+ private:
+  // mix_out_ = Mix(ln1_)
+  void token_mix_forward(int B) {
+    const int D = c_.d_model, T_ = c_.n_ctx, N = B * T_;
+    const size_t ND = static_cast<size_t>(N) * D;
+    switch (c_.variant) {
+      case MixerVariant::Flat:
+        ops_.mix_forward(mix_out_, ln1_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, T_, D, 1);
+        break;
+      case MixerVariant::Heads:
+        ops_.linear_forward(proj_, ln1_, s_.p(proj_w_), s_.p(proj_b_), N, D, D);
+        ops_.mix_forward(mixed_, proj_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, T_, D, c_.mixer_heads);
+        ops_.linear_forward(mix_out_, mixed_, s_.p(out_w_), s_.p(out_b_), N, D, D);
+        break;
+      case MixerVariant::Parallel:
+        for (size_t j = 0; j < mix_w_.size(); ++j) {
+          ops_.mix_forward(branch_pre_[j], ln1_, s_.p(mix_w_[j]), s_.p(mix_c_[j]), B, T_, T_, D, 1);
+          if (j == 0) ops_.gelu_forward(mix_out_, branch_pre_[j], ND);
+          else {
+            ops_.gelu_forward(x2_, branch_pre_[j], ND);  // x2_ is free until the residual add
+            ops_.add_inplace(mix_out_, x2_, ND);
+          }
+        }
+        break;
+      case MixerVariant::Expanded: {
+        const int E = c_.expansion * T_;
+        ops_.mix_forward(inner_pre_, ln1_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, E, D, 1);
+        ops_.gelu_forward(inner_act_, inner_pre_, static_cast<size_t>(B) * E * D);
+        ops_.mix_forward(mix_out_, inner_act_, s_.p(mix_w_[1]), s_.p(mix_c_[1]), B, E, T_, D, 1);
+        break;
+      }
+    }
+  }
+
+  // dln1 = d Mix / d ln1 applied to dmix; `scratch` holds at least B*T*max(2F,eD) elements.
+  void token_mix_backward(const T* dmix, T* dln1, int B, T* scratch) {
+    const int D = c_.d_model, T_ = c_.n_ctx, N = B * T_;
+    const size_t ND = static_cast<size_t>(N) * D;
+    switch (c_.variant) {
+      case MixerVariant::Flat:
+        ops_.mix_backward(dln1, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dmix, ln1_, s_.p(mix_w_[0]), B, T_, T_, D, 1);
+        break;
+      case MixerVariant::Heads: {
+        T* dmixed = scratch;
+        T* dproj = scratch + ND;
+        ops_.linear_backward(dmixed, s_.g(out_w_), s_.g(out_b_), dmix, mixed_, s_.p(out_w_), N, D, D);
+        ops_.mix_backward(dproj, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dmixed, proj_, s_.p(mix_w_[0]), B, T_, T_, D, c_.mixer_heads);
+        ops_.linear_backward(dln1, s_.g(proj_w_), s_.g(proj_b_), dproj, ln1_, s_.p(proj_w_), N, D, D);
+        break;
+      }
+      case MixerVariant::Parallel: {
+        T* dpre = scratch;
+        T* dbranch = scratch + ND;
+        for (size_t j = 0; j < mix_w_.size(); ++j) {
+          ops_.gelu_backward(dpre, dmix, branch_pre_[j], ND);
+          ops_.mix_backward(j == 0 ? dln1 : dbranch, s_.g(mix_w_[j]), s_.g(mix_c_[j]), dpre, ln1_, s_.p(mix_w_[j]), B, T_, T_, D, 1);
+          if (j > 0) ops_.add_inplace(dln1, dbranch, ND);
+        }
+        break;
+      }
+      case MixerVariant::Expanded: {
+        const int E = c_.expansion * T_;
+        T* dinner = scratch;  // [B,E,D]
+        ops_.mix_backward(dinner, s_.g(mix_w_[1]), s_.g(mix_c_[1]), dmix, inner_act_, s_.p(mix_w_[1]), B, E, T_, D, 1);
+        ops_.gelu_backward(dinner, dinner, inner_pre_, static_cast<size_t>(B) * E * D);
+        ops_.mix_backward(dln1, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dinner, ln1_, s_.p(mix_w_[0]), B, T_, E, D, 1);
+        break;
+      }
+    }
+  }
+
+  const ModelConfig& c_;
+  const ParamStore<T>& s_;
+  Ops<T>& ops_;
+  Acts<T> acts_;
+  size_t ln1_w_, ln1_b_, ln2_w_, ln2_b_, fc_w_, fc_b_, pr_w_, pr_b_, proj_w_ = 0, proj_b_ = 0, out_w_ = 0, out_b_ = 0;
+  std::vector<size_t> mix_w_, mix_c_;
+  const T* x_ = nullptr;
+  T *ln1_, *ln1_mean_, *ln1_rstd_, *mix_out_, *x2_, *ln2_, *ln2_mean_, *ln2_rstd_, *fc_, *gelu_;
+  T *proj_ = nullptr, *mixed_ = nullptr, *inner_pre_ = nullptr, *inner_act_ = nullptr;
+  std::vector<T*> branch_pre_;
+};
+
+// ------------------------------------------------------------------------------------------------
+// Llama decoder layer; with `hybrid` the attention output a becomes a + Mix(a) (PAPER.md 1.5).
+template <class T>
+class LlamaBlock final : public Block<T> {
+ public:
+  LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid)
+      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid) {
+    const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
+    const std::string pre = fmt::format("blocks.{}.", layer);
+    const InitRules r = init_rules_for(c.init, c.kind);
+    attn_norm_ = t.add(pre + "attn_norm.weight", {D}, InitKind::Ones);
+    qkv_w_ = t.entries().size(); r.weight(t, pre + "attn.qkv.weight", {3 * D, D}, D);
+    out_w_ = t.entries().size(); r.weight(t, pre + "attn.out.weight", {D, D}, D);
+    if (hybrid) {
+      // The transfixer's Conv1d is outside HF's _init_weights, so it keeps PyTorch's default init under "paper".
+      const InitRules mr = c.init == InitScheme::Paper ? InitRules{false} : r;
+      mix_w_ = t.entries().size(); mr.weight(t, pre + "mix.weight", {T_, T_}, T_, true);
+      mix_c_ = t.entries().size(); mr.bias(t, pre + "mix.bias", {T_}, T_);
+    }
+    mlp_norm_ = t.add(pre + "mlp_norm.weight", {D}, InitKind::Ones);
+    gu_w_ = t.entries().size(); r.weight(t, pre + "mlp.gate_up.weight", {2 * F, D}, D);
+    down_w_ = t.entries().size(); r.weight(t, pre + "mlp.down.weight", {D, F}, F);
+
+    const size_t rows = static_cast<size_t>(max_batch) * T_;
+    h1_ = acts_.make(rows * D); rstd1_ = acts_.make(rows);
+    qkv_ = acts_.make(rows * 3 * D);
+    probs_ = acts_.make(static_cast<size_t>(max_batch) * c.heads * T_ * T_);
+    att_ = acts_.make(rows * D);
+    o_ = acts_.make(rows * D);
+    if (hybrid) mixo_ = acts_.make(rows * D);
+    x2_ = acts_.make(rows * D);
+    h2_ = acts_.make(rows * D); rstd2_ = acts_.make(rows);
+    gu_ = acts_.make(rows * 2 * F);
+    sw_ = acts_.make(rows * F);
+  }
+
+  void forward(const T* x, T* y, int B) override {
+    const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
+    const size_t ND = static_cast<size_t>(N) * D;
+    ops_.rmsnorm_forward(h1_, rstd1_, x, s_.p(attn_norm_), N, D);
+    ops_.linear_forward(qkv_, h1_, s_.p(qkv_w_), nullptr, N, D, 3 * D);
+    ops_.rope_forward(qkv_, B, T_, D, H);
+    ops_.attention_forward(att_, probs_, qkv_, B, T_, D, H);
+    ops_.linear_forward(o_, att_, s_.p(out_w_), nullptr, N, D, D);
+    if (hybrid_) {
+      ops_.mix_forward(mixo_, o_, s_.p(mix_w_), s_.p(mix_c_), B, T_, T_, D, 1);
+      ops_.add_inplace(mixo_, o_, ND);  // a + Mix(a)
+      ops_.add(x2_, x, mixo_, ND);
+    } else {
+      ops_.add(x2_, x, o_, ND);
+    }
+    ops_.rmsnorm_forward(h2_, rstd2_, x2_, s_.p(mlp_norm_), N, D);
+    ops_.linear_forward(gu_, h2_, s_.p(gu_w_), nullptr, N, D, 2 * F);
+    ops_.swiglu_forward(sw_, gu_, N, F);
+    ops_.linear_forward(y, sw_, s_.p(down_w_), nullptr, N, F, D);
+    ops_.add_inplace(y, x2_, ND);
+    x_ = x;
+  }
+
+  void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
+    const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
+    const size_t ND = static_cast<size_t>(N) * D;
+    T* wide = ws.a;  // [N, 2F]
+    T* mid = ws.b;   // [N, max(F, 3D)]
+    T* dx2 = ws.c;   // [N, D]
+    ops_.linear_backward(mid, s_.g(down_w_), nullptr, dy, sw_, s_.p(down_w_), N, F, D);  // dsw [N,F]
+    ops_.swiglu_backward(wide, mid, gu_, N, F);                                          // dgu [N,2F]
+    ops_.linear_backward(mid, s_.g(gu_w_), nullptr, wide, h2_, s_.p(gu_w_), N, D, 2 * F);  // dh2 [N,D]
+    ops_.rmsnorm_backward(dx2, s_.g(mlp_norm_), mid, x2_, s_.p(mlp_norm_), rstd2_, N, D);
+    ops_.add_inplace(dx2, dy, ND);
+    const T* do_ = dx2;
+    if (hybrid_) {  // d(a + Mix(a)) = dx2 + Mix^T dx2
+      ops_.mix_backward(mid, s_.g(mix_w_), s_.g(mix_c_), dx2, o_, s_.p(mix_w_), B, T_, T_, D, 1);
+      ops_.add_inplace(mid, dx2, ND);
+      do_ = mid;
+    }
+    // do_ is consumed by the next GEMM, so `mid` is free again for dqkv [N,3D] afterwards.
+    T* datt = wide;
+    ops_.linear_backward(datt, s_.g(out_w_), nullptr, do_, att_, s_.p(out_w_), N, D, D);
+    T* dqkv = mid;
+    ops_.attention_backward(dqkv, datt, qkv_, probs_, B, T_, D, H);
+    ops_.rope_backward(dqkv, B, T_, D, H);
+    T* dh1 = wide;
+    ops_.linear_backward(dh1, s_.g(qkv_w_), nullptr, dqkv, h1_, s_.p(qkv_w_), N, D, 3 * D);
+    ops_.rmsnorm_backward(dx, s_.g(attn_norm_), dh1, x_, s_.p(attn_norm_), rstd1_, N, D);
+    ops_.add_inplace(dx, dx2, ND);
+  }
+
+ private:
+  const ModelConfig& c_;
+  const ParamStore<T>& s_;
+  Ops<T>& ops_;
+  Acts<T> acts_;
+  bool hybrid_;
+  size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
+  const T* x_ = nullptr;
+  T *h1_, *rstd1_, *qkv_, *probs_, *att_, *o_, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *gu_, *sw_;
+};
+
+// ------------------------------------------------------------------------------------------------
+// OpenAI GPT block (post-LayerNorm, biases everywhere, GELU MLP). Dropout is not modelled.
+template <class T>
+class GptBlock final : public Block<T> {
+ public:
+  GptBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch)
+      : c_(c), s_(s), ops_(ops), acts_(ops) {
+    const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
+    const std::string pre = fmt::format("blocks.{}.", layer);
+    const InitRules r = init_rules_for(c.init, ModelKind::Gpt);
+    qkv_w_ = t.entries().size(); r.weight(t, pre + "attn.qkv.weight", {3 * D, D}, D);
+    qkv_b_ = t.entries().size(); r.bias(t, pre + "attn.qkv.bias", {3 * D}, D);
+    out_w_ = t.entries().size(); r.weight(t, pre + "attn.out.weight", {D, D}, D);
+    out_b_ = t.entries().size(); r.bias(t, pre + "attn.out.bias", {D}, D);
+    ln1_w_ = t.add(pre + "ln1.weight", {D}, InitKind::Ones);
+    ln1_b_ = t.add(pre + "ln1.bias", {D}, InitKind::Zeros);
+    fc_w_ = t.entries().size(); r.weight(t, pre + "mlp.fc.weight", {F, D}, D);
+    fc_b_ = t.entries().size(); r.bias(t, pre + "mlp.fc.bias", {F}, D);
+    pr_w_ = t.entries().size(); r.weight(t, pre + "mlp.proj.weight", {D, F}, F);
+    pr_b_ = t.entries().size(); r.bias(t, pre + "mlp.proj.bias", {D}, F);
+    ln2_w_ = t.add(pre + "ln2.weight", {D}, InitKind::Ones);
+    ln2_b_ = t.add(pre + "ln2.bias", {D}, InitKind::Zeros);
+
+    const size_t rows = static_cast<size_t>(max_batch) * T_;
+    qkv_ = acts_.make(rows * 3 * D);
+    probs_ = acts_.make(static_cast<size_t>(max_batch) * c.heads * T_ * T_);
+    att_ = acts_.make(rows * D);
+    r1_ = acts_.make(rows * D);
+    n_ = acts_.make(rows * D); mean1_ = acts_.make(rows); rstd1_ = acts_.make(rows);
+    fc_ = acts_.make(rows * F);
+    gelu_ = acts_.make(rows * F);
+    r2_ = acts_.make(rows * D); mean2_ = acts_.make(rows); rstd2_ = acts_.make(rows);
+  }
+
+  void forward(const T* x, T* y, int B) override {
+    const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
+    const size_t ND = static_cast<size_t>(N) * D;
+    ops_.linear_forward(qkv_, x, s_.p(qkv_w_), s_.p(qkv_b_), N, D, 3 * D);
+    ops_.attention_forward(att_, probs_, qkv_, B, T_, D, H);
+    ops_.linear_forward(r1_, att_, s_.p(out_w_), s_.p(out_b_), N, D, D);
+    ops_.add_inplace(r1_, x, ND);
+    ops_.layernorm_forward(n_, mean1_, rstd1_, r1_, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
+    ops_.linear_forward(fc_, n_, s_.p(fc_w_), s_.p(fc_b_), N, D, F);
+    ops_.gelu_forward(gelu_, fc_, static_cast<size_t>(N) * F);
+    ops_.linear_forward(r2_, gelu_, s_.p(pr_w_), s_.p(pr_b_), N, F, D);
+    ops_.add_inplace(r2_, n_, ND);
+    ops_.layernorm_forward(y, mean2_, rstd2_, r2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
+    x_ = x;
+  }
+
+  void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
+    const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
+    const size_t ND = static_cast<size_t>(N) * D;
+    T* wide = ws.a;  // [N, max(F, 3D)]
+    T* dr = ws.b;    // [N,D]
+    T* dn = ws.c;    // [N,D]
+    ops_.layernorm_backward(dr, s_.g(ln2_w_), s_.g(ln2_b_), dy, r2_, s_.p(ln2_w_), mean2_, rstd2_, N, D);  // dr2
+    ops_.linear_backward(wide, s_.g(pr_w_), s_.g(pr_b_), dr, gelu_, s_.p(pr_w_), N, F, D);
+    ops_.gelu_backward(wide, wide, fc_, static_cast<size_t>(N) * F);
+    ops_.linear_backward(dn, s_.g(fc_w_), s_.g(fc_b_), wide, n_, s_.p(fc_w_), N, D, F);
+    ops_.add_inplace(dn, dr, ND);
+    ops_.layernorm_backward(dr, s_.g(ln1_w_), s_.g(ln1_b_), dn, r1_, s_.p(ln1_w_), mean1_, rstd1_, N, D);  // dr1
+    ops_.linear_backward(dn, s_.g(out_w_), s_.g(out_b_), dr, att_, s_.p(out_w_), N, D, D);                // datt
+    ops_.attention_backward(wide, dn, qkv_, probs_, B, T_, D, H);                                         // dqkv
+    ops_.linear_backward(dx, s_.g(qkv_w_), s_.g(qkv_b_), wide, x_, s_.p(qkv_w_), N, D, 3 * D);
+    ops_.add_inplace(dx, dr, ND);
+  }
+
+ private:
+  const ModelConfig& c_;
+  const ParamStore<T>& s_;
+  Ops<T>& ops_;
+  Acts<T> acts_;
+  size_t qkv_w_, qkv_b_, out_w_, out_b_, ln1_w_, ln1_b_, fc_w_, fc_b_, pr_w_, pr_b_, ln2_w_, ln2_b_;
+  const T* x_ = nullptr;
+  T *qkv_, *probs_, *att_, *r1_, *n_, *mean1_, *rstd1_, *fc_, *gelu_, *r2_, *mean2_, *rstd2_;
+};
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<Block<T>> make_block(const ModelConfig& c, int layer, ParamTable& table, const ParamStore<T>& store, Ops<T>& ops, int max_batch) {
+  switch (c.kind) {
+    case ModelKind::Mixer: return std::make_unique<MixerBlock<T>>(c, layer, table, store, ops, max_batch);
+    case ModelKind::Llama: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, false);
+    case ModelKind::Hybrid: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, true);
+    case ModelKind::Gpt: return std::make_unique<GptBlock<T>>(c, layer, table, store, ops, max_batch);
+  }
+  return nullptr;
+}
+
+template class Block<float>;
+template class Block<double>;
+template std::unique_ptr<Block<float>> make_block<float>(const ModelConfig&, int, ParamTable&, const ParamStore<float>&, Ops<float>&, int);
+template std::unique_ptr<Block<double>> make_block<double>(const ModelConfig&, int, ParamTable&, const ParamStore<double>&, Ops<double>&, int);
+
+}  // namespace mm

@@ -1,0 +1,131 @@
+// Model graph: embedding, blocks, final norm, head and loss; forward and backward side by side.
+#include "model/model.h"
+
+#include "core/error.h"
+
+namespace mm {
+
+template <class T>
+Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch) : config_(config), ops_(ops), max_batch_(max_batch) {
+  const int D = config.d_model, T_ = config.n_ctx, V = config.vocab;
+  const InitRules r = init_rules_for(config.init, config.kind);
+  wte_ = table_.entries().size();
+  r.embedding(table_, "wte.weight", {V, D});
+  if (config.kind == ModelKind::Gpt) {
+    wpe_ = table_.entries().size();
+    r.embedding(table_, "wpe.weight", {T_, D});
+  }
+  store_.table = &table_;
+  for (int l = 0; l < config.n_layers; ++l) blocks_.push_back(make_block<T>(config_, l, table_, store_, ops, max_batch));
+  if (config.kind == ModelKind::Llama || config.kind == ModelKind::Hybrid) final_norm_ = table_.add("final_norm.weight", {D}, InitKind::Ones);
+  if (!config.tied) {
+    head_ = table_.entries().size();
+    r.weight(table_, "lm_head.weight", {V, D}, D);
+  }
+
+  params_ = DeviceArray<T, T>(ops, table_.total());
+  grads_ = DeviceArray<T, T>(ops, table_.total());
+  store_.params = params_.get();
+  store_.grads = grads_.get();
+
+  const size_t rows = static_cast<size_t>(max_batch) * T_;
+  tokens_ = DeviceArray<int32_t, T>(ops, rows);
+  targets_ = DeviceArray<int32_t, T>(ops, rows);
+  for (int l = 0; l <= config.n_layers; ++l) resid_.emplace_back(ops, rows * D);
+  if (final_norm_ != SIZE_MAX) {
+    final_ = DeviceArray<T, T>(ops, rows * D);
+    final_rstd_ = DeviceArray<T, T>(ops, rows);
+  }
+  logits_ = DeviceArray<T, T>(ops, rows * V);
+  losses_ = DeviceArray<T, T>(ops, rows);
+  dresid_a_ = DeviceArray<T, T>(ops, rows * D);
+  dresid_b_ = DeviceArray<T, T>(ops, rows * D);
+  const size_t width = static_cast<size_t>(Block<T>::scratch_width(config));
+  ws_a_ = DeviceArray<T, T>(ops, rows * width);
+  ws_b_ = DeviceArray<T, T>(ops, rows * width);
+  ws_c_ = DeviceArray<T, T>(ops, rows * width);
+}
+
+template <class T>
+void Model<T>::init_params(uint64_t seed) {
+  std::vector<T> host(table_.total());
+  Rng rng(seed);
+  table_.initialise(host.data(), rng);
+  ops_.to_device(params_.get(), host.data(), host.size() * sizeof(T));
+}
+
+template <class T>
+void Model<T>::load_params(const std::vector<T>& host_in) {
+  check(host_in.size() == table_.total(), fmt::format("parameter count {} does not match the model's {}", host_in.size(), table_.total()),
+        "the checkpoint was written for another model configuration");
+  std::vector<T> host = host_in;
+  table_.apply_masks(host.data());
+  ops_.to_device(params_.get(), host.data(), host.size() * sizeof(T));
+}
+
+template <class T>
+std::vector<T> Model<T>::save_params() {
+  std::vector<T> host(table_.total());
+  ops_.to_host(host.data(), params_.get(), host.size() * sizeof(T));
+  return host;
+}
+
+template <class T>
+double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward) {
+  check(B > 0 && B <= max_batch_, fmt::format("batch {} exceeds the model's maximum {}", B, max_batch_), "lower --batch");
+  const int D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
+  for (int i = 0; i < N; ++i)
+    check(tokens[i] >= 0 && tokens[i] < V, fmt::format("token id {} is outside the vocabulary of {}", tokens[i], V),
+          "the data was prepared with another tokenizer; check --data against the model's vocab");
+  ops_.to_device(tokens_.get(), tokens, static_cast<size_t>(N) * sizeof(int32_t));
+  last_batch_ = B;
+
+  ops_.embedding_forward(resid_[0].get(), tokens_.get(), store_.p(wte_), wpe_ != SIZE_MAX ? store_.p(wpe_) : nullptr, N, T_, D);
+  for (int l = 0; l < config_.n_layers; ++l) blocks_[l]->forward(resid_[l].get(), resid_[l + 1].get(), B);
+  const T* top = resid_[config_.n_layers].get();
+  if (final_norm_ != SIZE_MAX) {
+    ops_.rmsnorm_forward(final_.get(), final_rstd_.get(), top, store_.p(final_norm_), N, D);
+    top = final_.get();
+  }
+  const T* head = config_.tied ? store_.p(wte_) : store_.p(head_);
+  ops_.linear_forward(logits_.get(), top, head, nullptr, N, D, V);
+  if (!targets) return 0.0;
+
+  n_targets_ = 0;
+  for (int i = 0; i < N; ++i) n_targets_ += targets[i] >= 0;
+  if (n_targets_ == 0) return 0.0;
+  ops_.to_device(targets_.get(), targets, static_cast<size_t>(N) * sizeof(int32_t));
+  const T dscale = static_cast<T>(1.0 / static_cast<double>(n_targets_));
+  ops_.cross_entropy(losses_.get(), for_backward ? logits_.get() : nullptr, logits_.get(), targets_.get(), N, V, dscale);
+  std::vector<T> losses(N);
+  ops_.to_host(losses.data(), losses_.get(), static_cast<size_t>(N) * sizeof(T));
+  double total = 0;
+  for (T loss : losses) total += loss;
+  return total / static_cast<double>(n_targets_);
+}
+
+template <class T>
+void Model<T>::backward() {
+  const int B = last_batch_, D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
+  T* dtop = dresid_a_.get();
+  const T* top = final_norm_ != SIZE_MAX ? final_.get() : resid_[config_.n_layers].get();
+  T* head = config_.tied ? store_.p(wte_) : store_.p(head_);
+  T* dhead = config_.tied ? store_.g(wte_) : store_.g(head_);
+  ops_.linear_backward(dtop, dhead, nullptr, logits_.get(), top, head, N, D, V);  // logits_ holds dlogits
+  if (final_norm_ != SIZE_MAX) {
+    ops_.rmsnorm_backward(dresid_b_.get(), store_.g(final_norm_), dtop, resid_[config_.n_layers].get(), store_.p(final_norm_),
+                          final_rstd_.get(), N, D);
+    std::swap(dresid_a_, dresid_b_);
+  }
+  Workspace<T> ws{ws_a_.get(), ws_b_.get(), ws_c_.get()};
+  for (int l = config_.n_layers - 1; l >= 0; --l) {
+    blocks_[l]->backward(dresid_a_.get(), dresid_b_.get(), B, ws);
+    std::swap(dresid_a_, dresid_b_);
+  }
+  ops_.embedding_backward(store_.g(wte_), wpe_ != SIZE_MAX ? store_.g(wpe_) : nullptr, dresid_a_.get(), tokens_.get(), N, T_, D);
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace mm

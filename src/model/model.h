@@ -1,0 +1,62 @@
+// A language model of any kind: token embedding (+ learned positions for GPT) -> blocks -> final norm
+// (Llama/hybrid only) -> lm_head (tied for GPT) -> fused softmax cross-entropy. Written once against
+// Ops<T>; the same code runs on the CPU reference (float, double) and on CUDA.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "model/blocks.h"
+#include "model/config.h"
+#include "model/params.h"
+#include "ops/ops.h"
+
+namespace mm {
+
+template <class T>
+class Model {
+ public:
+  Model(const ModelConfig& config, Ops<T>& ops, int max_batch);
+
+  const ModelConfig& config() const { return config_; }
+  const ParamTable& params() const { return table_; }
+  size_t num_params() const { return table_.total(); }
+  Ops<T>& ops() { return ops_; }
+  int max_batch() const { return max_batch_; }
+
+  T* param_data() { return params_.get(); }
+  T* grad_data() { return grads_.get(); }
+  void zero_grad() { ops_.zero(grads_.get(), table_.total()); }
+
+  // Initialises every parameter from `seed` (host-side draws, identical for every backend).
+  void init_params(uint64_t seed);
+  void load_params(const std::vector<T>& host);   // table_.total() values, upper triangles masked
+  std::vector<T> save_params();                    // host copy
+
+  // tokens, targets: host arrays [B, n_ctx]; targets < 0 are ignored. Returns the mean loss over the
+  // counted targets (0 when targets is null). With `for_backward` the logits buffer is overwritten by
+  // d(mean loss)/d(logits), ready for backward().
+  double forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward = false);
+  // Accumulates parameter gradients of the last forward's mean loss into grad_data().
+  void backward();
+  int64_t last_target_count() const { return n_targets_; }
+
+  T* logits() { return logits_.get(); }                 // [B, n_ctx, vocab] after forward without backward
+  const T* hidden(int layer) const { return resid_[layer].get(); }  // input of block `layer` (L = last output)
+
+ private:
+  ModelConfig config_;
+  Ops<T>& ops_;
+  int max_batch_;
+  ParamTable table_;
+  ParamStore<T> store_;
+  size_t wte_, wpe_ = SIZE_MAX, final_norm_ = SIZE_MAX, head_ = SIZE_MAX;
+  std::vector<std::unique_ptr<Block<T>>> blocks_;
+  DeviceArray<T, T> params_, grads_;
+  DeviceArray<int32_t, T> tokens_, targets_;
+  std::vector<DeviceArray<T, T>> resid_;  // L+1 buffers [B,T,D]
+  DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
+  int last_batch_ = 0;
+  int64_t n_targets_ = 0;
+};
+
+}  // namespace mm

@@ -1,0 +1,119 @@
+// The op interface every model is written against. Two implementations: the CPU reference
+// (src/ops/, plain loops + OpenBLAS, float and double) and CUDA (cuda/). Conventions:
+//   - row-major; N = batch * n_ctx rows; shapes are given in each method's comment;
+//   - backward ops OVERWRITE input gradients and ACCUMULATE (+=) into parameter gradients;
+//   - pointers belong to the backend's memory (host for CPU, device for CUDA).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace mm {
+
+enum class Device { Cpu, Cuda };
+
+template <class T>
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual Device device() const = 0;
+  virtual std::string card() const = 0;  // what a .meta records as the hardware
+
+  // ---- memory
+  virtual void* alloc_bytes(size_t bytes) = 0;  // zero-filled
+  virtual void free_bytes(void* ptr) = 0;
+  virtual void to_device(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void zero(T* x, size_t n) = 0;
+  virtual void copy(T* dst, const T* src, size_t n) = 0;
+  virtual void synchronize() {}
+
+  // ---- elementwise
+  virtual void add_inplace(T* dst, const T* src, size_t n) = 0;      // dst += src
+  virtual void add(T* out, const T* a, const T* b, size_t n) = 0;     // out = a + b
+
+  // out[N,D] = wte[tokens[n]] (+ wpe[n % T] when wpe != nullptr)
+  virtual void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) = 0;
+  virtual void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D) = 0;
+
+  // LayerNorm over D (eps 1e-5); mean/rstd [N] saved for backward
+  virtual void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) = 0;
+  virtual void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const T* mean, const T* rstd, int N, int D) = 0;
+
+  // RMSNorm over D (eps 1e-6, Llama); rstd [N]
+  virtual void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int D) = 0;
+  virtual void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int N, int D) = 0;
+
+  // out[N,OC] = inp[N,IC] @ w[OC,IC]^T (+ b[OC]); dinp may be null (not needed), b/db may be null
+  virtual void linear_forward(T* out, const T* inp, const T* w, const T* b, int N, int IC, int OC) = 0;
+  virtual void linear_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, int N, int IC, int OC) = 0;
+
+  // exact GELU: x * Phi(x)
+  virtual void gelu_forward(T* out, const T* inp, size_t n) = 0;
+  virtual void gelu_backward(T* dinp, const T* dout, const T* inp, size_t n) = 0;
+
+  // out[N,H] = silu(inp[:, :H]) * inp[:, H:]; inp [N,2H] = (gate | up)
+  virtual void swiglu_forward(T* out, const T* inp, int N, int H) = 0;
+  virtual void swiglu_backward(T* dinp, const T* dout, const T* inp, int N, int H) = 0;
+
+  // Masked token mixing. Features split into G groups of D/G; group g uses its own matrix
+  // w[g] [To,Ti] of which only the lower triangle (j <= i) is used, and bias c[g] [To]:
+  //   out[b,i,g-features] = sum_{j<=i} w[g,i,j] * inp[b,j,g-features] + c[g,i]
+  // inp [B,Ti,D], out [B,To,D]. dw's upper triangle is never written (stays exactly zero).
+  virtual void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G) = 0;
+  virtual void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G) = 0;
+
+  // Rotary embedding (HF Llama rotate_half convention, theta 10000) applied in place to the q and k
+  // parts of qkv [B,T,3D] with H heads; backward rotates the gradient back, in place.
+  virtual void rope_forward(T* qkv, int B, int T_ctx, int D, int H) = 0;
+  virtual void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) = 0;
+
+  // Causal multi-head attention: qkv [B,T,3D] -> out [B,T,D]; probs [B,H,T,T] saved for backward.
+  virtual void attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H) = 0;
+  virtual void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, int B, int T_ctx, int D, int H) = 0;
+
+  // Fused softmax + cross-entropy. losses[N] = -log softmax(logits)[target] (0 where target < 0);
+  // when dlogits != nullptr it receives (softmax - onehot) * dscale for counted rows, 0 elsewhere
+  // (dlogits may alias logits).
+  virtual void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) = 0;
+
+  // sum of squares of x (deterministic order); the result is returned to the host
+  virtual double sum_squares(const T* x, size_t n) = 0;
+  // AdamW on a flat buffer: g' = g * grad_scale; bias-corrected; decoupled weight decay.
+  virtual void adamw(T* params, const T* grads, T* m, T* v, size_t n, float lr, float beta1, float beta2, float eps,
+                     float weight_decay, int step, float grad_scale) = 0;
+};
+
+// RAII array in a backend's memory.
+template <class E, class T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  DeviceArray(Ops<T>& ops, size_t n) : ops_(&ops), n_(n), ptr_(static_cast<E*>(n ? ops.alloc_bytes(n * sizeof(E)) : nullptr)) {}
+  ~DeviceArray() { reset(); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  DeviceArray(DeviceArray&& o) noexcept : ops_(o.ops_), n_(o.n_), ptr_(o.ptr_) { o.ptr_ = nullptr; o.n_ = 0; }
+  DeviceArray& operator=(DeviceArray&& o) noexcept {
+    if (this != &o) {
+      reset();
+      ops_ = o.ops_; n_ = o.n_; ptr_ = o.ptr_;
+      o.ptr_ = nullptr; o.n_ = 0;
+    }
+    return *this;
+  }
+  void reset() {
+    if (ptr_) ops_->free_bytes(ptr_);
+    ptr_ = nullptr;
+    n_ = 0;
+  }
+  E* get() const { return ptr_; }
+  size_t size() const { return n_; }
+
+ private:
+  Ops<T>* ops_ = nullptr;
+  size_t n_ = 0;
+  E* ptr_ = nullptr;
+};
+
+}  // namespace mm
