@@ -10,6 +10,5 @@ int cmd_embed(int, char**) { not_built_yet("embed", "the retrieval issue (#6)");
 int cmd_retrieve(int, char**) { not_built_yet("retrieve", "the retrieval issue (#6)"); }
 int cmd_compare(int, char**) { not_built_yet("compare", "the compare/generate issue (#7)"); }
 int cmd_bench(int, char**) { not_built_yet("bench", "the CUDA issue (#4)"); }
-int cmd_train(int, char**) { not_built_yet("train", "the CPU-models issue (#3)"); }
 
 }  // namespace mm

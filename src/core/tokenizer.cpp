@@ -82,7 +82,7 @@ void train_tokenizer(const std::vector<std::string>& texts, int vocab_size, cons
       prefix, vocab_size, threads);
   auto status = sentencepiece::SentencePieceTrainer::Train(args, &iterator);
   if (!status.ok())
-    fail(fmt::format("tokenizer training failed: {}", status.ToString()), "a vocabulary this large may need more text; try a smaller --vocab");
+    fail(fmt::format("tokenizer training failed: {}", status.ToString()), "--vocab must cover 256 byte pieces, 3 specials and every distinct character, and not exceed what the text supports; adjust --vocab or give more text");
   std::remove((prefix + ".vocab").c_str());
 }
 

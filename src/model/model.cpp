@@ -2,6 +2,7 @@
 #include "model/model.h"
 
 #include "core/error.h"
+#include "ops/cpu_ops.h"
 
 namespace mm {
 
@@ -23,6 +24,7 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch) : config_
     r.weight(table_, "lm_head.weight", {V, D}, D);
   }
 
+  if (max_batch == 0) return;  // layout only
   params_ = DeviceArray<T, T>(ops, table_.total());
   grads_ = DeviceArray<T, T>(ops, table_.total());
   store_.params = params_.get();
@@ -44,6 +46,12 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch) : config_
   ws_a_ = DeviceArray<T, T>(ops, rows * width);
   ws_b_ = DeviceArray<T, T>(ops, rows * width);
   ws_c_ = DeviceArray<T, T>(ops, rows * width);
+}
+
+template <class T>
+ParamTable Model<T>::layout(const ModelConfig& config) {
+  CpuOps<T> ops;
+  return Model<T>(config, ops, 0).params();
 }
 
 template <class T>

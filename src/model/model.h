@@ -15,7 +15,10 @@ namespace mm {
 template <class T>
 class Model {
  public:
+  // max_batch sizes the activation buffers; 0 builds the parameter layout only (no memory).
   Model(const ModelConfig& config, Ops<T>& ops, int max_batch);
+  // The parameter table of a configuration, without allocating anything.
+  static ParamTable layout(const ModelConfig& config);
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& params() const { return table_; }
