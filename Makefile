@@ -17,7 +17,7 @@ HAVE_NVCC := $(shell test -x $(NVCC) && echo yes)
 GPU_CC    := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
 ifeq ($(HAVE_NVCC),yes)
   ARCHS := 90 $(filter-out 90,$(GPU_CC))
-  NVCCFLAGS := -O3 -std=c++20 -Isrc -Icuda -DFMT_HEADER_ONLY -Xcompiler -fopenmp $(foreach a,$(ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -MMD -MP
+  NVCCFLAGS := -O3 -std=c++20 -Isrc -Icuda -Xcompiler -fopenmp $(foreach a,$(ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -MMD -MP
   CXXFLAGS += -DMASKMIX_CUDA -I$(CUDA_HOME)/include
   LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart_static
   CUDA_SRC := $(wildcard cuda/*.cu)
@@ -28,7 +28,7 @@ $(info maskmix: nvcc $(if $(HAVE_NVCC),$(shell $(NVCC) --version | grep -o 'rele
 $(info maskmix: GPU $(if $(GPU_CC),compute capability $(GPU_CC),none detected; building for sm_90))
 $(info maskmix: NCCL $(if $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),found,not found (multi-GPU off)))
 
-CORE_SRC := $(wildcard src/core/*.cpp src/ops/*.cpp src/model/*.cpp src/cmd/*.cpp)
+CORE_SRC := $(wildcard src/core/*.cpp src/ops/*.cpp src/model/*.cpp src/cmd/*.cpp) $(if $(HAVE_NVCC),$(wildcard cuda/*.cpp))
 CORE_OBJ := $(CORE_SRC:%.cpp=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/*.cpp)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)

@@ -7,6 +7,10 @@ numbers can be checked outside maskmix.
 
     torch_twin.py --checkpoint RUN/model.safetensors --tokens batch.bin --batch B
         batch.bin: int32 inputs [B, n_ctx] followed by int32 targets [B, n_ctx] (-1 = ignored)
+
+    torch_twin.py --bench [--configs mixer:d512:l8:c512,...] [--batch 32] [--out torch_bench.csv]
+        times training steps on the GPU (bf16 autocast, fused AdamW), eager and torch.compile, the
+        same way `maskmix bench` does: median of CUDA-event-timed steps after warm-up.
 """
 import argparse
 import json
@@ -129,7 +133,7 @@ class RMSNorm(nn.Module):
 
 def rope(x, positions):  # x [B, H, T, Dh]
     dh = x.shape[-1]
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, dh, 2, dtype=torch.float64) / dh))
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, dh, 2, dtype=torch.float64, device=x.device) / dh))
     angles = positions[:, None].double() * inv_freq[None, :]
     cos = torch.cat([angles.cos(), angles.cos()], -1).to(x.dtype)
     sin = torch.cat([angles.sin(), angles.sin()], -1).to(x.dtype)
@@ -142,10 +146,12 @@ def causal_attention(qkv, heads, use_rope):
     d = three_d // 3
     q, k, v = (z.view(b, t, heads, d // heads).transpose(1, 2) for z in qkv.split(d, dim=-1))
     if use_rope:
-        pos = torch.arange(t)
+        pos = torch.arange(t, device=qkv.device)
         q, k = rope(q, pos), rope(k, pos)
+    if qkv.is_cuda and hasattr(F, "scaled_dot_product_attention"):  # flash attention on the GPU
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
     scores = q @ k.transpose(-1, -2) / math.sqrt(d // heads)
-    mask = torch.ones(t, t, dtype=torch.bool).tril()
+    mask = torch.ones(t, t, dtype=torch.bool, device=qkv.device).tril()
     scores = scores.masked_fill(~mask, float("-inf"))
     return (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
 
@@ -213,7 +219,7 @@ class LanguageModel(nn.Module):
     def forward(self, tokens):
         x = self.wte(tokens)
         if hasattr(self, "wpe"):
-            x = x + self.wpe(torch.arange(tokens.shape[1]))[None]
+            x = x + self.wpe(torch.arange(tokens.shape[1], device=tokens.device))[None]
         for block in self.blocks:
             x = block(x)
         if hasattr(self, "final_norm"):
@@ -240,13 +246,73 @@ def load_model(path):
     return model, cfg
 
 
+def bench(args):
+    import time
+    rows = []
+    for descriptor in args.configs.split(","):
+        cfg = parse_descriptor(descriptor)
+        for mode in ("eager", "compile"):
+            torch.manual_seed(0)
+            model = LanguageModel(cfg).cuda()
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+            step_model = torch.compile(model) if mode == "compile" else model
+            tokens = torch.randint(0, cfg["v"], (args.batch, cfg["c"]), device="cuda")
+            targets = torch.randint(0, cfg["v"], (args.batch, cfg["c"]), device="cuda")
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = step_model(tokens)
+                loss = F.cross_entropy(logits.float().view(-1, cfg["v"]), targets.view(-1))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+
+            torch.cuda.reset_peak_memory_stats()
+            start_compile = time.time()
+            for _ in range(args.warmup_steps):
+                step()
+            torch.cuda.synchronize()
+            warm_s = time.time() - start_compile
+            times = []
+            for _ in range(args.steps):
+                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                begin.record()
+                step()
+                end.record()
+                end.synchronize()
+                times.append(begin.elapsed_time(end) / 1e3)
+            times.sort()
+            median = times[len(times) // 2]
+            tps = args.batch * cfg["c"] / median
+            mem = torch.cuda.max_memory_allocated() / 1e9
+            rows.append((descriptor, mode, args.batch, tps, median * 1e3, mem, warm_s, torch.cuda.get_device_name()))
+            print(f"{descriptor:<28} {mode:<8} {tps:>12.0f} tok/s {median * 1e3:>8.2f} ms {mem:>6.2f} GB (warm-up {warm_s:.0f} s)", flush=True)
+            del model, opt, step_model
+            torch.cuda.empty_cache()
+    with open(args.out, "w") as f:
+        f.write("config,mode,batch,tokens_per_s,step_ms,peak_mem_gb,warmup_s,card\n")
+        for r in rows:
+            f.write(f"{r[0]},{r[1]},{r[2]},{r[3]:.0f},{r[4]:.2f},{r[5]:.3f},{r[6]:.1f},{r[7]}\n")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--tokens", required=True, help="int32 inputs then targets, each [batch, n_ctx]")
-    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--tokens", help="int32 inputs then targets, each [batch, n_ctx]")
+    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--double", action="store_true", help="compute in float64")
+    parser.add_argument("--bench", action="store_true", help="time training steps on the GPU instead")
+    parser.add_argument("--configs", default="mixer:d512:l8:c512,mixer:d1024:l8:c512,llama:d512:l8:h4:c512,llama:d1024:l8:h8:c512")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup-steps", type=int, default=5)
+    parser.add_argument("--out", default="torch_bench.csv")
     args = parser.parse_args()
+    if args.bench:
+        return bench(args)
+    if not args.checkpoint or not args.tokens:
+        parser.error("--checkpoint and --tokens are required (or --bench)")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, cfg = load_model(args.checkpoint)
     if args.double:

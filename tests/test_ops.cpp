@@ -135,7 +135,7 @@ TEST_CASE("embedding gradients, with and without positions", "[ops][grad]") {
   auto wte = random_vector(V * D, 60), wpe = random_vector(T * D, 61), r = random_vector(N * D, 62);
   std::vector<double> out(N * D), dwte(V * D, 0.0), dwpe(T * D, 0.0);
   auto loss = [&] { ops.embedding_forward(out.data(), tokens.data(), wte.data(), wpe.data(), N, T, D); return dot(out, r); };
-  ops.embedding_backward(dwte.data(), dwpe.data(), r.data(), tokens.data(), N, T, D);
+  ops.embedding_backward(dwte.data(), dwpe.data(), r.data(), tokens.data(), N, T, D, V);
   check_gradient("embedding dwte", wte, dwte, loss);
   check_gradient("embedding dwpe", wpe, dwpe, loss);
 }

@@ -30,7 +30,7 @@ namespace {
 
 // Everything that defines a run; saved as DIR/run.json so --resume continues with the same settings.
 struct TrainSettings {
-  std::string model, init, data, padding, device, out;
+  std::string model, init, data, padding, device, precision = "tf32", out;
   int batch = 16, warmup = 500, eval_every = 200, eval_batches = 20, ckpt_every = 500, log_every = 10;
   int64_t steps = 0;
   double epochs = 0, lr = 5e-4, clip = 1.0, weight_decay = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
@@ -40,7 +40,7 @@ struct TrainSettings {
 
   Json to_json() const {
     return Json(Json::Object{
-        {"model", Json(model)}, {"init", Json(init)}, {"data", Json(data)}, {"padding", Json(padding)}, {"device", Json(device)},
+        {"model", Json(model)}, {"init", Json(init)}, {"data", Json(data)}, {"padding", Json(padding)}, {"device", Json(device)}, {"precision", Json(precision)},
         {"batch", Json(static_cast<int64_t>(batch))}, {"warmup", Json(static_cast<int64_t>(warmup))},
         {"eval_every", Json(static_cast<int64_t>(eval_every))}, {"eval_batches", Json(static_cast<int64_t>(eval_batches))},
         {"ckpt_every", Json(static_cast<int64_t>(ckpt_every))}, {"log_every", Json(static_cast<int64_t>(log_every))},
@@ -53,6 +53,7 @@ struct TrainSettings {
     const auto& o = j.obj();
     s.model = o.at("model").str(); s.init = o.at("init").str(); s.data = o.at("data").str(); s.padding = o.at("padding").str();
     s.device = o.at("device").str();
+    if (const Json* p = j.find("precision")) s.precision = p->str();
     s.batch = static_cast<int>(o.at("batch").num()); s.warmup = static_cast<int>(o.at("warmup").num());
     s.eval_every = static_cast<int>(o.at("eval_every").num()); s.eval_batches = static_cast<int>(o.at("eval_batches").num());
     s.ckpt_every = static_cast<int>(o.at("ckpt_every").num()); s.log_every = static_cast<int>(o.at("log_every").num());
@@ -127,6 +128,7 @@ int cmd_train(int argc, char** argv) {
       ("out", "run folder (checkpoints, train.csv)", cxxopts::value<std::string>()->default_value(""))
       ("resume", "continue the run in this folder bit-exactly (its settings are reused; --steps may extend it)", cxxopts::value<std::string>()->default_value(""))
       ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
+      ("precision", "CUDA matmuls: tf32 (tensor cores) or fp32 (exact, for parity checks)", cxxopts::value<std::string>()->default_value("tf32"))
       ("init", "paper (each family as in the paper's code), torch or hf", cxxopts::value<std::string>()->default_value("paper"))
       ("padding", "left (the paper's), right or packed", cxxopts::value<std::string>()->default_value("left"))
       ("batch", "sequences per step", cxxopts::value<int>()->default_value("16"))
@@ -172,6 +174,7 @@ int cmd_train(int argc, char** argv) {
     s.data = args["data"].as<std::string>();
     s.padding = args["padding"].as<std::string>();
     s.device = args["device"].as<std::string>();
+    s.precision = args["precision"].as<std::string>();
     s.batch = args["batch"].as<int>();
     s.lr = args["lr"].as<double>();
     s.warmup = args["warmup"].as<int>();
@@ -208,7 +211,8 @@ int cmd_train(int argc, char** argv) {
       fail(fmt::format("{}: the run was trained with another tokenizer than {}", s.out, s.data), "resume with the data folder the run started with");
   }
 
-  auto backend = make_backend(parse_device(s.device));
+  if (s.precision != "tf32" && s.precision != "fp32") throw UsageError(fmt::format("unknown precision '{}'", s.precision), "use --precision tf32 or fp32");
+  auto backend = make_backend(parse_device(s.device), s.precision == "fp32");
   Ops<float>& ops = *backend;
   Model<float> model(config, ops, s.batch);
   const size_t n_params = model.num_params();

@@ -130,7 +130,7 @@ void Model<T>::backward() {
     blocks_[l]->backward(dresid_a_.get(), dresid_b_.get(), B, ws);
     std::swap(dresid_a_, dresid_b_);
   }
-  ops_.embedding_backward(store_.g(wte_), wpe_ != SIZE_MAX ? store_.g(wpe_) : nullptr, dresid_a_.get(), tokens_.get(), N, T_, D);
+  ops_.embedding_backward(store_.g(wte_), wpe_ != SIZE_MAX ? store_.g(wpe_) : nullptr, dresid_a_.get(), tokens_.get(), N, T_, D, V);
 }
 
 template class Model<float>;

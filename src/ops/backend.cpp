@@ -3,6 +3,9 @@
 
 #include "core/error.h"
 #include "ops/cpu_ops.h"
+#ifdef MASKMIX_CUDA
+#include "cuda_ops.h"
+#endif
 
 namespace mm {
 
@@ -16,9 +19,13 @@ Device parse_device(const std::string& name) {
 int cuda_device_count() { return 0; }
 #endif
 
-std::unique_ptr<Ops<float>> make_backend(Device device) {
+std::unique_ptr<Ops<float>> make_backend(Device device, bool strict_fp32) {
   if (device == Device::Cpu) return std::make_unique<CpuOps<float>>();
-  fail("the CUDA backend is not built yet", "it arrives with the CUDA issue (#4); use --device cpu for now");
+#ifdef MASKMIX_CUDA
+  return make_cuda_ops(strict_fp32);
+#else
+  fail("this maskmix was built without CUDA", "rebuild on a machine with nvcc (make clean && make), or use --device cpu");
+#endif
 }
 
 }  // namespace mm

@@ -8,7 +8,8 @@
 namespace mm {
 
 Device parse_device(const std::string& name);
-std::unique_ptr<Ops<float>> make_backend(Device device);
+// strict_fp32 (CUDA only): exact fp32 GEMMs instead of TF32 tensor cores.
+std::unique_ptr<Ops<float>> make_backend(Device device, bool strict_fp32 = false);
 // Number of usable CUDA devices (0 when built without CUDA or when no GPU/driver is present).
 int cuda_device_count();
 

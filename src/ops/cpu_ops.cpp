@@ -45,7 +45,7 @@ template <class T> void CpuOps<T>::add(T* out, const T* a, const T* b, size_t n)
 template <class T> void CpuOps<T>::embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) {
   cpu::embedding_forward(out, tokens, wte, wpe, N, T_ctx, D);
 }
-template <class T> void CpuOps<T>::embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D) {
+template <class T> void CpuOps<T>::embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D, int V) {
   cpu::embedding_backward(dwte, dwpe, dout, tokens, N, T_ctx, D);
 }
 template <class T> void CpuOps<T>::layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) {

@@ -21,7 +21,7 @@ class CpuOps final : public Ops<T> {
   void add_inplace(T* dst, const T* src, size_t n) override;
   void add(T* out, const T* a, const T* b, size_t n) override;
   void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) override;
-  void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D) override;
+  void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D, int V) override;
   void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) override;
   void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const T* mean, const T* rstd, int N, int D) override;
   void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int D) override;

@@ -34,7 +34,7 @@ class Ops {
 
   // out[N,D] = wte[tokens[n]] (+ wpe[n % T] when wpe != nullptr)
   virtual void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) = 0;
-  virtual void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D) = 0;
+  virtual void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D, int V) = 0;
 
   // LayerNorm over D (eps 1e-5); mean/rstd [N] saved for backward
   virtual void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) = 0;

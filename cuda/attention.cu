@@ -1,0 +1,141 @@
+// Attention and RoPE kernels.
+#include "attention.cuh"
+#include "reduce.cuh"
+
+namespace mm::cuda {
+
+namespace {
+
+__global__ void rope_kernel(float* qkv, int B, int T, int D, int H, float direction) {
+  const int Dh = D / H, half = Dh / 2;
+  const size_t total = static_cast<size_t>(B) * T * 2 * H * half;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const int i = static_cast<int>(k % half);
+    const int h = static_cast<int>((k / half) % H);
+    const int part = static_cast<int>((k / (static_cast<size_t>(half) * H)) % 2);
+    const size_t bt = k / (static_cast<size_t>(half) * H * 2);
+    const int t = static_cast<int>(bt % T);
+    float* x = qkv + bt * 3 * D + part * D + h * Dh;
+    const double angle = t * pow(10000.0, -2.0 * i / Dh);
+    const float c = static_cast<float>(cos(angle)), s = direction * static_cast<float>(sin(angle));
+    const float x1 = x[i], x2 = x[i + half];
+    x[i] = x1 * c - x2 * s;
+    x[i + half] = x2 * c + x1 * s;
+  }
+}
+
+// qkv [B,T,3D] (part p of 3) <-> dst [B,H,T,Dh]
+__global__ void split_heads(float* dst, const float* qkv, int part, int B, int T, int D, int H, int stride_in) {
+  const int Dh = D / H;
+  const size_t total = static_cast<size_t>(B) * T * D;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const int d = static_cast<int>(k % Dh);
+    const int t = static_cast<int>((k / Dh) % T);
+    const int h = static_cast<int>((k / (static_cast<size_t>(Dh) * T)) % H);
+    const size_t b = k / (static_cast<size_t>(Dh) * T * H);
+    dst[k] = qkv[(b * T + t) * stride_in + part * D + h * Dh + d];
+  }
+}
+__global__ void merge_heads(float* dst, const float* src, int part, int B, int T, int D, int H, int stride_out) {
+  const int Dh = D / H;
+  const size_t total = static_cast<size_t>(B) * T * D;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const int d = static_cast<int>(k % Dh);
+    const int t = static_cast<int>((k / Dh) % T);
+    const int h = static_cast<int>((k / (static_cast<size_t>(Dh) * T)) % H);
+    const size_t b = k / (static_cast<size_t>(Dh) * T * H);
+    dst[(b * T + t) * stride_out + part * D + h * Dh + d] = src[k];
+  }
+}
+
+// In place on scores [rows, T] (row = (b,h,i)): causal softmax of scale*s; zero above the diagonal.
+__global__ void causal_softmax_kernel(float* p, int rows, int T, float scale) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const int i = row % T;
+  float* r = p + static_cast<size_t>(row) * T;
+  float m = -INFINITY;
+  for (int j = lane; j <= i; j += 32) m = fmaxf(m, r[j] * scale);
+  m = warp_max(m);
+  float s = 0.f;
+  for (int j = lane; j <= i; j += 32) s += __expf(r[j] * scale - m);
+  s = warp_sum(s);
+  const float inv = 1.f / s;
+  for (int j = lane; j < T; j += 32) r[j] = j <= i ? __expf(r[j] * scale - m) * inv : 0.f;
+}
+
+// In place on dp [rows, T]: ds = p * (dp - sum_j p*dp) * scale
+__global__ void softmax_backward_kernel(float* dp, const float* p, int rows, int T, float scale) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const int i = row % T;
+  float* d = dp + static_cast<size_t>(row) * T;
+  const float* pr = p + static_cast<size_t>(row) * T;
+  float dot = 0.f;
+  for (int j = lane; j <= i; j += 32) dot += pr[j] * d[j];
+  dot = warp_sum(dot);
+  for (int j = lane; j < T; j += 32) d[j] = j <= i ? pr[j] * (d[j] - dot) * scale : 0.f;
+}
+
+int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
+}  // namespace
+
+void rope_forward(Context& ctx, float* qkv, int B, int T, int D, int H) {
+  rope_kernel<<<grid(ctx, static_cast<size_t>(B) * T * D), 256, 0, ctx.stream()>>>(qkv, B, T, D, H, 1.f);
+  MM_LAUNCH_CHECK();
+}
+void rope_backward(Context& ctx, float* dqkv, int B, int T, int D, int H) {
+  rope_kernel<<<grid(ctx, static_cast<size_t>(B) * T * D), 256, 0, ctx.stream()>>>(dqkv, B, T, D, H, -1.f);
+  MM_LAUNCH_CHECK();
+}
+
+void attention_forward(Context& ctx, float* out, float* probs, const float* qkv, int B, int T, int D, int H) {
+  const int Dh = D / H;
+  const size_t n = static_cast<size_t>(B) * T * D;
+  float* q = ctx.scratch(2, n);
+  float* k = ctx.scratch(3, n);
+  float* v = ctx.scratch(4, n);
+  float* o = ctx.scratch(5, n);
+  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(q, qkv, 0, B, T, D, H, 3 * D);
+  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(k, qkv, 1, B, T, D, H, 3 * D);
+  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(v, qkv, 2, B, T, D, H, 3 * D);
+  MM_LAUNCH_CHECK();
+  const long long hd = static_cast<long long>(T) * Dh, tt = static_cast<long long>(T) * T;
+  gemm(ctx, false, true, T, T, Dh, 1.f, q, Dh, hd, k, Dh, hd, 0.f, probs, T, tt, B * H);  // raw scores
+  const int rows = B * H * T;
+  causal_softmax_kernel<<<blocks_for(static_cast<size_t>(rows) * 32, 256), 256, 0, ctx.stream()>>>(probs, rows, T, 1.f / sqrtf(static_cast<float>(Dh)));
+  MM_LAUNCH_CHECK();
+  gemm(ctx, false, false, T, Dh, T, 1.f, probs, T, tt, v, Dh, hd, 0.f, o, Dh, hd, B * H);
+  merge_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(out, o, 0, B, T, D, H, D);
+  MM_LAUNCH_CHECK();
+}
+
+void attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T, int D, int H) {
+  const int Dh = D / H;
+  const size_t n = static_cast<size_t>(B) * T * D;
+  float* q = ctx.scratch(2, n);
+  float* k = ctx.scratch(3, n);
+  float* v = ctx.scratch(4, n);
+  float* dO = ctx.scratch(5, n);
+  float* dp = ctx.scratch(8, static_cast<size_t>(B) * H * T * T);
+  float* dh = ctx.scratch(9, n);
+  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(q, qkv, 0, B, T, D, H, 3 * D);
+  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(k, qkv, 1, B, T, D, H, 3 * D);
+  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(v, qkv, 2, B, T, D, H, 3 * D);
+  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(dO, dout, 0, B, T, D, H, D);
+  MM_LAUNCH_CHECK();
+  const long long hd = static_cast<long long>(T) * Dh, tt = static_cast<long long>(T) * T;
+  gemm(ctx, false, true, T, T, Dh, 1.f, dO, Dh, hd, v, Dh, hd, 0.f, dp, T, tt, B * H);    // dP = dO v^T
+  gemm(ctx, true, false, T, Dh, T, 1.f, probs, T, tt, dO, Dh, hd, 0.f, dh, Dh, hd, B * H);  // dV = P^T dO
+  merge_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(dqkv, dh, 2, B, T, D, H, 3 * D);
+  const int rows = B * H * T;
+  softmax_backward_kernel<<<blocks_for(static_cast<size_t>(rows) * 32, 256), 256, 0, ctx.stream()>>>(dp, probs, rows, T, 1.f / sqrtf(static_cast<float>(Dh)));
+  MM_LAUNCH_CHECK();
+  gemm(ctx, false, false, T, Dh, T, 1.f, dp, T, tt, k, Dh, hd, 0.f, dh, Dh, hd, B * H);  // dQ = dS k
+  merge_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(dqkv, dh, 0, B, T, D, H, 3 * D);
+  gemm(ctx, true, false, T, Dh, T, 1.f, dp, T, tt, q, Dh, hd, 0.f, dh, Dh, hd, B * H);   // dK = dS^T q
+  merge_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(dqkv, dh, 1, B, T, D, H, 3 * D);
+  MM_LAUNCH_CHECK();
+}
+
+}  // namespace mm::cuda

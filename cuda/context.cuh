@@ -1,0 +1,64 @@
+// CUDA context: stream, cuBLAS handle, grow-only scratch buffers, and checked-call macros that turn
+// failures into mm::Error with a HINT.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <string>
+#include <vector>
+
+namespace mm::cuda {
+
+// Defined in cuda/errors.cpp (host C++): throws mm::Error with a HINT. Keeps fmt out of nvcc's way.
+[[noreturn]] void throw_error(const char* library, int code, const char* message, const char* file, int line);
+
+#define MM_CUDA_CHECK(call)                                                                                        \
+  do {                                                                                                             \
+    cudaError_t status_ = (call);                                                                                  \
+    if (status_ != cudaSuccess)                                                                                    \
+      ::mm::cuda::throw_error("CUDA", static_cast<int>(status_), cudaGetErrorString(status_), __FILE__, __LINE__); \
+  } while (0)
+
+#define MM_CUBLAS_CHECK(call)                                                                                      \
+  do {                                                                                                             \
+    cublasStatus_t status_ = (call);                                                                               \
+    if (status_ != CUBLAS_STATUS_SUCCESS)                                                                          \
+      ::mm::cuda::throw_error("cuBLAS", static_cast<int>(status_), "", __FILE__, __LINE__);                       \
+  } while (0)
+
+#define MM_LAUNCH_CHECK() MM_CUDA_CHECK(cudaGetLastError())
+
+class Context {
+ public:
+  explicit Context(bool strict_fp32);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t cublas() const { return cublas_; }
+  // TF32 tensor cores for fp32 GEMMs unless strict (exact fp32 for tight parity tests).
+  cublasComputeType_t compute_type() const { return strict_ ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32; }
+  bool strict() const { return strict_; }
+  // Scratch slot `slot` with at least `floats` elements; valid until the next call for the same slot.
+  float* scratch(int slot, size_t floats);
+  int sm_count() const { return sm_count_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  bool strict_;
+  int sm_count_ = 0;
+  std::string name_;
+  std::vector<std::pair<void*, size_t>> scratch_;
+};
+
+// Row-major GEMM mirroring mm::cpu::gemm, strided-batched: for each i < batch,
+//   C_i[M,N] = alpha * op(A_i) @ op(B_i) + beta * C_i, with X_i = X + i * stride_x.
+void gemm(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, long long stride_a,
+          const float* B, int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch = 1);
+
+inline int blocks_for(size_t n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
+
+}  // namespace mm::cuda

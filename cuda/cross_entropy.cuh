@@ -1,0 +1,9 @@
+// Fused softmax + cross-entropy + dlogits, one block per row (see src/ops/cross_entropy.h).
+#pragma once
+#include <cstdint>
+
+#include "context.cuh"
+
+namespace mm::cuda {
+void cross_entropy(Context& ctx, float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale);
+}  // namespace mm::cuda

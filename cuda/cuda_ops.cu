@@ -1,0 +1,114 @@
+// CudaOps: the Ops<float> interface over device memory, one call per op into cuda/<op>.cu.
+#include "adamw.cuh"
+#include "attention.cuh"
+#include "context.cuh"
+#include "cross_entropy.cuh"
+#include "cuda_ops.h"
+#include "elementwise.cuh"
+#include "embedding.cuh"
+#include "linear.cuh"
+#include "masked_mix.cuh"
+#include "norms.cuh"
+
+namespace mm {
+
+namespace {
+
+class CudaOps final : public Ops<float> {
+ public:
+  explicit CudaOps(bool strict) : ctx_(strict) {}
+  Device device() const override { return Device::Cuda; }
+  std::string card() const override { return ctx_.name() + (ctx_.strict() ? " (fp32)" : " (tf32)"); }
+
+  void* alloc_bytes(size_t bytes) override {
+    void* ptr = nullptr;
+    MM_CUDA_CHECK(cudaMalloc(&ptr, bytes));
+    MM_CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, ctx_.stream()));
+    return ptr;
+  }
+  void free_bytes(void* ptr) override {
+    cudaStreamSynchronize(ctx_.stream());
+    cudaFree(ptr);
+  }
+  void to_device(void* dst, const void* src, size_t bytes) override {
+    MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx_.stream()));
+    MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream()));  // the host buffer may be reused at once
+  }
+  void to_host(void* dst, const void* src, size_t bytes) override {
+    MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx_.stream()));
+    MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream()));
+  }
+  void zero(float* x, size_t n) override { MM_CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), ctx_.stream())); }
+  void copy(float* dst, const float* src, size_t n) override {
+    MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, ctx_.stream()));
+  }
+  void synchronize() override { MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream())); }
+
+  void add_inplace(float* dst, const float* src, size_t n) override { cuda::add_inplace(ctx_, dst, src, n); }
+  void add(float* out, const float* a, const float* b, size_t n) override { cuda::add(ctx_, out, a, b, n); }
+  void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int N, int T, int D) override {
+    cuda::embedding_forward(ctx_, out, tokens, wte, wpe, N, T, D);
+  }
+  void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int N, int T, int D, int V) override {
+    cuda::embedding_backward(ctx_, dwte, dwpe, dout, tokens, N, T, D, V);
+  }
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b, int N, int D) override {
+    cuda::layernorm_forward(ctx_, out, mean, rstd, x, w, b, N, D);
+  }
+  void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x, const float* w, const float* mean, const float* rstd, int N,
+                          int D) override {
+    cuda::layernorm_backward(ctx_, dx, dw, db, dout, x, w, mean, rstd, N, D);
+  }
+  void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int N, int D) override { cuda::rmsnorm_forward(ctx_, out, rstd, x, w, N, D); }
+  void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w, const float* rstd, int N, int D) override {
+    cuda::rmsnorm_backward(ctx_, dx, dw, dout, x, w, rstd, N, D);
+  }
+  void linear_forward(float* out, const float* inp, const float* w, const float* b, int N, int IC, int OC) override {
+    cuda::linear_forward(ctx_, out, inp, w, b, N, IC, OC);
+  }
+  void linear_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w, int N, int IC, int OC) override {
+    cuda::linear_backward(ctx_, dinp, dw, db, dout, inp, w, N, IC, OC);
+  }
+  void gelu_forward(float* out, const float* inp, size_t n) override { cuda::gelu_forward(ctx_, out, inp, n); }
+  void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n) override { cuda::gelu_backward(ctx_, dinp, dout, inp, n); }
+  void swiglu_forward(float* out, const float* inp, int N, int H) override { cuda::swiglu_forward(ctx_, out, inp, N, H); }
+  void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int H) override { cuda::swiglu_backward(ctx_, dinp, dout, inp, N, H); }
+  void mix_forward(float* out, const float* inp, const float* w, const float* c, int B, int Ti, int To, int D, int G) override {
+    cuda::mix_forward(ctx_, out, inp, w, c, B, Ti, To, D, G);
+  }
+  void mix_backward(float* dinp, float* dw, float* dc, const float* dout, const float* inp, const float* w, int B, int Ti, int To, int D, int G) override {
+    cuda::mix_backward(ctx_, dinp, dw, dc, dout, inp, w, B, Ti, To, D, G);
+  }
+  void rope_forward(float* qkv, int B, int T, int D, int H) override { cuda::rope_forward(ctx_, qkv, B, T, D, H); }
+  void rope_backward(float* dqkv, int B, int T, int D, int H) override { cuda::rope_backward(ctx_, dqkv, B, T, D, H); }
+  void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int D, int H) override {
+    cuda::attention_forward(ctx_, out, probs, qkv, B, T, D, H);
+  }
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T, int D, int H) override {
+    cuda::attention_backward(ctx_, dqkv, dout, qkv, probs, B, T, D, H);
+  }
+  void cross_entropy(float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) override {
+    cuda::cross_entropy(ctx_, losses, dlogits, logits, targets, N, V, dscale);
+  }
+  double sum_squares(const float* x, size_t n) override { return cuda::sum_squares(ctx_, x, n); }
+  void adamw(float* params, const float* grads, float* m, float* v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step,
+             float grad_scale) override {
+    cuda::adamw(ctx_, params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
+  }
+
+ private:
+  cuda::Context ctx_;
+};
+
+}  // namespace
+
+std::unique_ptr<Ops<float>> make_cuda_ops(bool strict_fp32) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    cuda::throw_error("CUDA", 100, "no CUDA GPU is available", __FILE__, __LINE__);
+  }
+  return std::make_unique<CudaOps>(strict_fp32);
+}
+
+}  // namespace mm

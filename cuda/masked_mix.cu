@@ -1,0 +1,91 @@
+// Masked mixing kernels and GEMM calls.
+#include "masked_mix.cuh"
+
+namespace mm::cuda {
+
+namespace {
+__global__ void lower_triangle_kernel(float* masked, const float* w, int To, int Ti) {
+  const size_t total = static_cast<size_t>(To) * Ti;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t i = k / Ti, j = k % Ti;
+    masked[k] = j <= i ? w[k] : 0.f;
+  }
+}
+
+// out[b, i, g*Dg + f] += c[g, i]
+__global__ void mix_bias_kernel(float* out, const float* c, int B, int To, int D, int G) {
+  const size_t total = static_cast<size_t>(B) * To * D;
+  const int Dg = D / G;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t i = (k / D) % To;
+    const int g = static_cast<int>(k % D) / Dg;
+    out[k] += c[static_cast<size_t>(g) * To + i];
+  }
+}
+
+// dw[i, j] += sum_b partial[b, i, j] for j <= i (fixed order over b)
+__global__ void reduce_masked_kernel(float* dw, const float* partial, int B, int To, int Ti) {
+  const size_t total = static_cast<size_t>(To) * Ti;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t i = k / Ti, j = k % Ti;
+    if (j > i) continue;
+    float s = 0.f;
+    for (int b = 0; b < B; ++b) s += partial[static_cast<size_t>(b) * total + k];
+    dw[k] += s;
+  }
+}
+
+// dc[g, i] += sum_{b, f in g} dout[b, i, g*Dg + f]: one warp per (g, i)
+__global__ void mix_bias_grad_kernel(float* dc, const float* dout, int B, int To, int D, int G) {
+  const int warp = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (warp >= G * To) return;
+  const int g = warp / To, i = warp % To, Dg = D / G;
+  float s = 0.f;
+  for (int b = 0; b < B; ++b) {
+    const float* row = dout + (static_cast<size_t>(b) * To + i) * D + static_cast<size_t>(g) * Dg;
+    for (int f = lane; f < Dg; f += 32) s += row[f];
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
+  if (lane == 0) dc[static_cast<size_t>(g) * To + i] += s;
+}
+
+int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
+}  // namespace
+
+void mix_forward(Context& ctx, float* out, const float* inp, const float* w, const float* c, int B, int Ti, int To, int D, int G) {
+  const int Dg = D / G;
+  const size_t mat = static_cast<size_t>(To) * Ti;
+  float* masked = ctx.scratch(0, mat);
+  for (int g = 0; g < G; ++g) {
+    lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti);
+    MM_LAUNCH_CHECK();
+    // out_b[To, Dg] = masked[To, Ti] @ inp_b[Ti, Dg] for every b
+    gemm(ctx, false, false, To, Dg, Ti, 1.f, masked, Ti, 0, inp + static_cast<size_t>(g) * Dg, D, static_cast<long long>(Ti) * D, 0.f,
+         out + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, B);
+  }
+  mix_bias_kernel<<<grid(ctx, static_cast<size_t>(B) * To * D), 256, 0, ctx.stream()>>>(out, c, B, To, D, G);
+  MM_LAUNCH_CHECK();
+}
+
+void mix_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* dout, const float* inp, const float* w, int B, int Ti, int To, int D, int G) {
+  const int Dg = D / G;
+  const size_t mat = static_cast<size_t>(To) * Ti;
+  float* masked = ctx.scratch(0, mat);
+  float* partial = ctx.scratch(1, static_cast<size_t>(B) * mat);
+  for (int g = 0; g < G; ++g) {
+    lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti);
+    MM_LAUNCH_CHECK();
+    // dinp_b[Ti, Dg] = masked^T @ dout_b[To, Dg]
+    gemm(ctx, true, false, Ti, Dg, To, 1.f, masked, Ti, 0, dout + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, 0.f,
+         dinp + static_cast<size_t>(g) * Dg, D, static_cast<long long>(Ti) * D, B);
+    // partial_b[To, Ti] = dout_b[To, Dg] @ inp_b[Ti, Dg]^T
+    gemm(ctx, false, true, To, Ti, Dg, 1.f, dout + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, inp + static_cast<size_t>(g) * Dg, D,
+         static_cast<long long>(Ti) * D, 0.f, partial, Ti, static_cast<long long>(mat), B);
+    reduce_masked_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(dw + g * mat, partial, B, To, Ti);
+    MM_LAUNCH_CHECK();
+  }
+  mix_bias_grad_kernel<<<blocks_for(static_cast<size_t>(G) * To * 32, 256), 256, 0, ctx.stream()>>>(dc, dout, B, To, D, G);
+  MM_LAUNCH_CHECK();
+}
+
+}  // namespace mm::cuda

@@ -1,0 +1,37 @@
+// Column sums in two passes: per-chunk partials, then a fixed-order sum of the partials.
+#include "reduce.cuh"
+
+namespace mm::cuda {
+
+namespace {
+constexpr int kRowsPerChunk = 256;
+
+__global__ void column_partials(float* partial, const float* src, int rows, int cols) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int chunk = blockIdx.y;
+  if (c >= cols) return;
+  const int r0 = chunk * kRowsPerChunk, r1 = min(rows, r0 + kRowsPerChunk);
+  float s = 0.f;
+  for (int r = r0; r < r1; ++r) s += src[static_cast<size_t>(r) * cols + c];
+  partial[static_cast<size_t>(chunk) * cols + c] = s;
+}
+
+__global__ void column_finish(float* dst, const float* partial, int chunks, int cols) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= cols) return;
+  float s = 0.f;
+  for (int k = 0; k < chunks; ++k) s += partial[static_cast<size_t>(k) * cols + c];
+  dst[c] += s;
+}
+}  // namespace
+
+void column_sum_accumulate(Context& ctx, float* dst, const float* src, int rows, int cols) {
+  const int chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
+  float* partial = ctx.scratch(7, static_cast<size_t>(chunks) * cols);
+  column_partials<<<dim3(blocks_for(cols, 128), chunks), 128, 0, ctx.stream()>>>(partial, src, rows, cols);
+  MM_LAUNCH_CHECK();
+  column_finish<<<blocks_for(cols, 128), 128, 0, ctx.stream()>>>(dst, partial, chunks, cols);
+  MM_LAUNCH_CHECK();
+}
+
+}  // namespace mm::cuda

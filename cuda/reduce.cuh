@@ -1,0 +1,20 @@
+// Deterministic reductions: warp/block sums, and column sums of a [rows, cols] matrix done in two
+// fixed-order passes (no float atomics, so results are bit-identical run to run).
+#pragma once
+#include "context.cuh"
+
+namespace mm::cuda {
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+// dst[c] += sum_r src[r, c] * (scale_by ? scale_by[r] : 1)  over rows in fixed order (two passes).
+void column_sum_accumulate(Context& ctx, float* dst, const float* src, int rows, int cols);
+
+}  // namespace mm::cuda
