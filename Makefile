@@ -10,7 +10,7 @@ PYTHON   ?= /usr/bin/python3
 
 COMMIT   := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 CXXFLAGS ?= -O3 -march=x86-64-v3
-CXXFLAGS += -std=c++20 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-restrict -Isrc -Icuda -DFMT_HEADER_ONLY -DMASKMIX_COMMIT='"$(COMMIT)"' -MMD -MP
+CXXFLAGS += -std=c++20 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-restrict -Isrc -Icuda -DFMT_HEADER_ONLY -MMD -MP
 LDLIBS   := -lsentencepiece -lsentencepiece_train -lopenblas -lpthread -ldl -lrt
 
 HAVE_NVCC := $(shell test -x $(NVCC) && echo yes)
@@ -29,11 +29,11 @@ $(info maskmix: GPU $(if $(GPU_CC),compute capability $(GPU_CC),none detected; b
 $(info maskmix: NCCL $(if $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),found,not found (multi-GPU off)))
 
 CORE_SRC := $(wildcard src/core/*.cpp src/ops/*.cpp src/model/*.cpp src/cmd/*.cpp) $(if $(HAVE_NVCC),$(wildcard cuda/*.cpp))
-CORE_OBJ := $(CORE_SRC:%.cpp=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+CORE_OBJ := $(CORE_SRC:%.cpp=$(BUILD)/%.o) $(CUDA_SRC:%.cu=$(BUILD)/%.o) $(BUILD)/version.o
 TEST_SRC := $(wildcard tests/*.cpp)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 
-.PHONY: all test test-gpu bench deps demo clean
+.PHONY: all test test-gpu bench deps demo clean FORCE
 all: maskmix
 
 maskmix: $(BUILD)/src/main.o $(CORE_OBJ)
@@ -41,6 +41,16 @@ maskmix: $(BUILD)/src/main.o $(CORE_OBJ)
 
 $(BUILD)/maskmix_tests: $(TEST_OBJ) $(CORE_OBJ)
 	$(CXX) $(CXXFLAGS) -o $@ $^ $(LDLIBS)
+
+# The commit id every .meta records: regenerated on each make, rewritten only when it changes.
+$(BUILD)/version.cpp: FORCE
+	@mkdir -p $(BUILD)
+	@echo 'namespace mm { const char* build_commit() { return "$(COMMIT)"; } }' > $@.new
+	@cmp -s $@.new $@ || mv $@.new $@; rm -f $@.new
+FORCE:
+
+$(BUILD)/version.o: $(BUILD)/version.cpp
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)

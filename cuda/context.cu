@@ -29,9 +29,11 @@ float* Context::scratch(int slot, size_t floats) {
     if (ptr) {
       MM_CUDA_CHECK(cudaStreamSynchronize(stream_));
       MM_CUDA_CHECK(cudaFree(ptr));
+      track(-static_cast<long long>(size * sizeof(float)));
     }
     MM_CUDA_CHECK(cudaMalloc(&ptr, floats * sizeof(float)));
     size = floats;
+    track(static_cast<long long>(size * sizeof(float)));
   }
   return static_cast<float*>(ptr);
 }

@@ -43,6 +43,12 @@ class Context {
   // Scratch slot `slot` with at least `floats` elements; valid until the next call for the same slot.
   float* scratch(int slot, size_t floats);
   int sm_count() const { return sm_count_; }
+  // Bytes held by model buffers and scratch, and their peak (what `bench` reports as memory).
+  void track(long long delta) {
+    held_ += delta;
+    if (held_ > peak_) peak_ = held_;
+  }
+  size_t peak_bytes() const { return static_cast<size_t>(peak_); }
   const std::string& name() const { return name_; }
 
  private:
@@ -52,6 +58,7 @@ class Context {
   int sm_count_ = 0;
   std::string name_;
   std::vector<std::pair<void*, size_t>> scratch_;
+  long long held_ = 0, peak_ = 0;
 };
 
 // Row-major GEMM mirroring mm::cpu::gemm, strided-batched: for each i < batch,

@@ -1,8 +1,11 @@
 // CudaOps: the Ops<float> interface over device memory, one call per op into cuda/<op>.cu.
+#include <unordered_map>
+
 #include "adamw.cuh"
 #include "attention.cuh"
 #include "context.cuh"
 #include "cross_entropy.cuh"
+#include "distance.cuh"
 #include "cuda_ops.h"
 #include "elementwise.cuh"
 #include "embedding.cuh"
@@ -24,12 +27,17 @@ class CudaOps final : public Ops<float> {
     void* ptr = nullptr;
     MM_CUDA_CHECK(cudaMalloc(&ptr, bytes));
     MM_CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, ctx_.stream()));
+    sizes_[ptr] = bytes;
+    ctx_.track(static_cast<long long>(bytes));
     return ptr;
   }
   void free_bytes(void* ptr) override {
     cudaStreamSynchronize(ctx_.stream());
+    ctx_.track(-static_cast<long long>(sizes_[ptr]));
+    sizes_.erase(ptr);
     cudaFree(ptr);
   }
+  size_t peak_bytes() const override { return ctx_.peak_bytes(); }
   void to_device(void* dst, const void* src, size_t bytes) override {
     MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx_.stream()));
     MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream()));  // the host buffer may be reused at once
@@ -46,6 +54,10 @@ class CudaOps final : public Ops<float> {
 
   void add_inplace(float* dst, const float* src, size_t n) override { cuda::add_inplace(ctx_, dst, src, n); }
   void add(float* out, const float* a, const float* b, size_t n) override { cuda::add(ctx_, out, a, b, n); }
+  void axpy(float* y, const float* x, float alpha, size_t n) override { cuda::axpy(ctx_, y, x, alpha, n); }
+  void distance_loss(float* losses, float* dout, const float* out, const float* target, const float* weights, int N, int D, int kind) override {
+    cuda::distance_loss(ctx_, losses, dout, out, target, weights, N, D, kind);
+  }
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int N, int T, int D) override {
     cuda::embedding_forward(ctx_, out, tokens, wte, wpe, N, T, D);
   }
@@ -98,6 +110,7 @@ class CudaOps final : public Ops<float> {
 
  private:
   cuda::Context ctx_;
+  std::unordered_map<void*, size_t> sizes_;
 };
 
 }  // namespace

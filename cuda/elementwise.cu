@@ -12,6 +12,9 @@ __global__ void add_inplace_kernel(float* dst, const float* src, size_t n) {
 __global__ void add_kernel(float* out, const float* a, const float* b, size_t n) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) out[i] = a[i] + b[i];
 }
+__global__ void axpy_kernel(float* y, const float* x, float alpha, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) y[i] += alpha * x[i];
+}
 __global__ void gelu_forward_kernel(float* out, const float* inp, size_t n) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float x = inp[i];
@@ -54,6 +57,10 @@ void add_inplace(Context& ctx, float* dst, const float* src, size_t n) {
 }
 void add(Context& ctx, float* out, const float* a, const float* b, size_t n) {
   add_kernel<<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(out, a, b, n);
+  MM_LAUNCH_CHECK();
+}
+void axpy(Context& ctx, float* y, const float* x, float alpha, size_t n) {
+  axpy_kernel<<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(y, x, alpha, n);
   MM_LAUNCH_CHECK();
 }
 void gelu_forward(Context& ctx, float* out, const float* inp, size_t n) {

@@ -76,7 +76,7 @@ int cmd_bench(int argc, char** argv) {
     const double tflops = tokens_per_s * training_flops_per_token(config, model.params()) / 1e12;
     struct rusage usage {};
     getrusage(RUSAGE_SELF, &usage);
-    const double mem_gb = ops.device() == Device::Cpu ? usage.ru_maxrss / 1e6 : 0.0;
+    const double mem_gb = ops.device() == Device::Cpu ? usage.ru_maxrss / 1e6 : ops.peak_bytes() / 1e9;
     const double mfu = ops.device() == Device::Cuda ? tflops / args["peak-tflops"].as<double>() : 0.0;
     csv.row({config.descriptor(), std::to_string(batch), fmt::format("{:.0f}", tokens_per_s), fmt::format("{:.2f}", median * 1e3),
              fmt::format("{:.4f}", tflops), ops.device() == Device::Cuda ? fmt::format("{:.4f}", mfu) : "", fmt::format("{:.3f}", mem_gb), ops.card()});

@@ -305,7 +305,7 @@ int cmd_train(int argc, char** argv) {
       const double eta = (s.steps - state.step) * window_s / window_steps;
       csv.row({std::to_string(state.step), fmt::format("{:.0f}", state.tokens_seen), fmt::format("{:.4f}", epoch), fmt::format("{:.6g}", lr),
                fmt::format("{:.6f}", loss_sum / window_steps), val, fmt::format("{:.4f}", norm_sum / window_steps),
-               fmt::format("{:.2f}", 1000 * window_s / window_steps), fmt::format("{:.0f}", tps), "", fmt::format("{:.3f}", peak_rss_gb()),
+               fmt::format("{:.2f}", 1000 * window_s / window_steps), fmt::format("{:.0f}", tps), "", fmt::format("{:.3f}", ops.device() == Device::Cpu ? peak_rss_gb() : ops.peak_bytes() / 1e9),
                fmt::format("{:.2f}", state.elapsed_s)});
       std::cerr << fmt::format("step {:>6}/{} | loss {:.4f}{} | lr {:.2e} | grad {:.3f} | {:.0f} tok/s | ETA {}\n", state.step, s.steps,
                                loss_sum / window_steps, do_eval ? fmt::format(" | val {}", val) : "", lr, norm_sum / window_steps, tps,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -23,6 +24,14 @@ const char* padding_name(Padding padding) {
     case Padding::Packed: return "packed";
   }
   return "?";
+}
+
+std::pair<int, int> pad_story(const uint16_t* tokens, size_t count, int32_t* row, int len, int32_t pad, bool left) {
+  const int n = static_cast<int>(std::min<size_t>(count, static_cast<size_t>(len)));
+  const int offset = left ? len - n : 0;
+  std::fill(row, row + len, pad);
+  for (int i = 0; i < n; ++i) row[offset + i] = tokens[i];
+  return {offset, offset + n};
 }
 
 int64_t Batch::n_targets() const {
@@ -82,13 +91,8 @@ void Batcher::fill_row(uint64_t row_index, int32_t* inputs, int32_t* targets) {
     }
   } else {
     const uint64_t doc = row_index;
-    const int n = static_cast<int>(std::min<uint64_t>(shard_.doc_end(doc) - shard_.doc_begin(doc), len));
-    const uint16_t* src = shard_.tokens() + shard_.doc_begin(doc);
-    const int offset = padding_ == Padding::Left ? len - n : 0;
-    std::fill(row, row + len, pad);
-    for (int i = 0; i < n; ++i) row[offset + i] = src[i];
-    valid_begin = offset;
-    valid_end = offset + n;
+    std::tie(valid_begin, valid_end) = pad_story(shard_.tokens() + shard_.doc_begin(doc), shard_.doc_end(doc) - shard_.doc_begin(doc), row, len,
+                                                 pad, padding_ == Padding::Left);
   }
   for (int i = 0; i < n_ctx_; ++i) {
     inputs[i] = row[i];

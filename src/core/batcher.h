@@ -6,6 +6,7 @@
 // (epoch, row) is the whole state, so a saved cursor resumes the exact batch sequence.
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ namespace mm {
 enum class Padding { Left, Right, Packed };
 Padding parse_padding(const std::string& name);
 const char* padding_name(Padding padding);
+
+// Puts `count` tokens into a row of `len` (truncating), padded with `pad` in front (left) or after.
+// Returns the [begin, end) range of real tokens in the row.
+std::pair<int, int> pad_story(const uint16_t* tokens, size_t count, int32_t* row, int len, int32_t pad, bool left);
 
 struct BatchCursor {
   uint64_t epoch = 0;

@@ -133,6 +133,36 @@ void Model<T>::backward() {
   ops_.embedding_backward(store_.g(wte_), wpe_ != SIZE_MAX ? store_.g(wpe_) : nullptr, dresid_a_.get(), tokens_.get(), N, T_, D, V);
 }
 
+template <class T>
+const T* Model<T>::forward_embeddings(const T* emb, int B, int layers) {
+  check(B > 0 && B <= max_batch_ && layers >= 0 && layers <= config_.n_layers, fmt::format("bad probe: batch {} layers {}", B, layers),
+        "use --layer between 0 and the model's number of layers");
+  const int D = config_.d_model, T_ = config_.n_ctx, N = B * T_;
+  ops_.copy(resid_[0].get(), emb, static_cast<size_t>(N) * D);
+  if (wpe_ != SIZE_MAX) {  // GPT: add the learned positions, looked up with position ids as tokens
+    std::vector<int32_t> positions(N);
+    for (int n = 0; n < N; ++n) positions[n] = n % T_;
+    ops_.to_device(tokens_.get(), positions.data(), positions.size() * sizeof(int32_t));
+    ops_.embedding_forward(dresid_a_.get(), tokens_.get(), store_.p(wpe_), nullptr, N, T_, D);
+    ops_.add_inplace(resid_[0].get(), dresid_a_.get(), static_cast<size_t>(N) * D);
+  }
+  for (int l = 0; l < layers; ++l) blocks_[l]->forward(resid_[l].get(), resid_[l + 1].get(), B);
+  last_batch_ = B;
+  return resid_[layers].get();
+}
+
+template <class T>
+void Model<T>::backward_embeddings(const T* dout, T* demb, int B, int layers) {
+  const size_t n = static_cast<size_t>(B) * config_.n_ctx * config_.d_model;
+  ops_.copy(dresid_a_.get(), dout, n);
+  Workspace<T> ws{ws_a_.get(), ws_b_.get(), ws_c_.get()};
+  for (int l = layers - 1; l >= 0; --l) {
+    blocks_[l]->backward(dresid_a_.get(), dresid_b_.get(), B, ws);
+    std::swap(dresid_a_, dresid_b_);
+  }
+  ops_.copy(demb, dresid_a_.get(), n);
+}
+
 template class Model<float>;
 template class Model<double>;
 

@@ -43,6 +43,13 @@ class Model {
   void backward();
   int64_t last_target_count() const { return n_targets_; }
 
+  // Input-representation probes (maskmix invert): run blocks [0, layers) on input embeddings `emb`
+  // [B,T,D] (backend memory; GPT's learned positions are added inside), and backpropagate a gradient of
+  // block `layers`'s output back to `emb`. Parameter gradients also accumulate (callers ignore them).
+  const T* forward_embeddings(const T* emb, int B, int layers);
+  void backward_embeddings(const T* dout, T* demb, int B, int layers);
+  const T* token_embeddings() { return store_.p(wte_); }  // [vocab, D]
+
   T* logits() { return logits_.get(); }                 // [B, n_ctx, vocab] after forward without backward
   const T* hidden(int layer) const { return resid_[layer].get(); }  // input of block `layer` (L = last output)
 

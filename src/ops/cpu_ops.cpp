@@ -10,6 +10,7 @@
 #include "ops/adamw.h"
 #include "ops/attention.h"
 #include "ops/cross_entropy.h"
+#include "ops/distance.h"
 #include "ops/embedding.h"
 #include "ops/layernorm.h"
 #include "ops/linear.h"
@@ -40,6 +41,14 @@ template <class T> void CpuOps<T>::add_inplace(T* dst, const T* src, size_t n) {
 template <class T> void CpuOps<T>::add(T* out, const T* a, const T* b, size_t n) {
 #pragma omp parallel for
   for (size_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+template <class T> void CpuOps<T>::axpy(T* y, const T* x, float alpha, size_t n) {
+#pragma omp parallel for
+  for (size_t i = 0; i < n; ++i) y[i] += static_cast<T>(alpha) * x[i];
+}
+template <class T> void CpuOps<T>::distance_loss(T* losses, T* dout, const T* out, const T* target, const T* weights, int N, int D, int kind) {
+  cpu::distance_loss(losses, dout, out, target, weights, N, D, kind);
 }
 
 template <class T> void CpuOps<T>::embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) {

@@ -20,6 +20,8 @@ class CpuOps final : public Ops<T> {
 
   void add_inplace(T* dst, const T* src, size_t n) override;
   void add(T* out, const T* a, const T* b, size_t n) override;
+  void axpy(T* y, const T* x, float alpha, size_t n) override;
+  void distance_loss(T* losses, T* dout, const T* out, const T* target, const T* weights, int N, int D, int kind) override;
   void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) override;
   void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D, int V) override;
   void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) override;

@@ -27,10 +27,13 @@ class Ops {
   virtual void zero(T* x, size_t n) = 0;
   virtual void copy(T* dst, const T* src, size_t n) = 0;
   virtual void synchronize() {}
+  // Peak bytes this backend has held (device allocations + scratch); 0 where not tracked (CPU).
+  virtual size_t peak_bytes() const { return 0; }
 
   // ---- elementwise
   virtual void add_inplace(T* dst, const T* src, size_t n) = 0;      // dst += src
   virtual void add(T* out, const T* a, const T* b, size_t n) = 0;     // out = a + b
+  virtual void axpy(T* y, const T* x, float alpha, size_t n) = 0;     // y += alpha * x
 
   // out[N,D] = wte[tokens[n]] (+ wpe[n % T] when wpe != nullptr)
   virtual void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) = 0;
@@ -76,6 +79,10 @@ class Ops {
   // when dlogits != nullptr it receives (softmax - onehot) * dscale for counted rows, 0 elsewhere
   // (dlogits may alias logits).
   virtual void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) = 0;
+
+  // Per-row distance of out [N,D] to target (0 = L1, 1 = L2, 2 = cosine) weighted by weights [N], and
+  // its gradient w.r.t. out (src/ops/distance.h): the objective of input inversion.
+  virtual void distance_loss(T* losses, T* dout, const T* out, const T* target, const T* weights, int N, int D, int kind) = 0;
 
   // sum of squares of x (deterministic order); the result is returned to the host
   virtual double sum_squares(const T* x, size_t n) = 0;

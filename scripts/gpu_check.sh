@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One device call: GPU tests, maskmix bench, PyTorch twin bench (eager + torch.compile), and short real
+# training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
+# $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
+#   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,train,torch
+set -uo pipefail
+bundle=$1
+out=$2
+stages=${3:-tests,bench,train,torch}
+root=/tmp/maskmix-carry
+rm -rf "$root" && mkdir -p "$root" && tar xJf "$bundle" -C "$root"
+export LD_LIBRARY_PATH="$root/lib:${LD_LIBRARY_PATH:-}"
+bin="$root/bin/maskmix"
+res=$(mktemp -d)/results
+mkdir -p "$res"
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)
+tag=$(echo "$card" | tr -c 'A-Za-z0-9\n' '_' | tr 'A-Z' 'a-z' | sed 's/_*$//')
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$res/gpu.txt"
+stage() { echo "== $1 ($(date +%T))"; }
+has() { [[ ",$stages," == *",$1,"* ]]; }
+
+if has tests; then
+  stage "GPU tests"
+  (cd "$res" && MASKMIX_REQUIRE_GPU=1 MASKMIX_DATA="$root/shared" MASKMIX_BIN="$bin" timeout 240 "$root/bin/maskmix_tests" "[gpu]" > test_gpu.log 2>&1)
+  echo "tests exit $?"; tail -n 4 "$res/test_gpu.log"
+fi
+if has bench; then
+  stage "maskmix bench"
+  timeout 150 "$bin" bench --device cuda --batch 32 --steps 20 --out "$res/bench_${tag}.csv" 2>&1 | tail -n 6
+fi
+if has train; then
+  for model in mixer:d512:l8:c512 llama:d512:l8:h4:c512; do
+    stage "train $model"
+    name=${model%%:*}
+    timeout 100 "$bin" train --device cuda --model "$model" --data "$root/data/ts" --batch 32 --epochs 4 --warmup 100 --lr 1e-3 \
+      --eval-every 50 --log-every 10 --out "/tmp/run_$name" > "$res/train_${name}.log" 2>&1
+    cp "/tmp/run_$name/train.csv" "$res/train_gpu_${name}.csv"; cp "/tmp/run_$name/train.meta" "$res/train_gpu_${name}.meta"
+    grep val "$res/train_${name}.log" | tail -n 1
+  done
+fi
+if has torch; then
+  stage "PyTorch twin bench"
+  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/torch_twin.py --bench --batch 32 --steps 20 --out "$res/torch_bench_${tag}.csv" 2>&1 | grep -v Warning | tail -n 10
+fi
+tar czf "$out/results.tar.gz" -C "$(dirname "$res")" results
+echo "== done ($(date +%T)); card: $card"
