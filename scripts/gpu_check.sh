@@ -3,11 +3,11 @@
 # training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
 # $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
-#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,train,torch
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,train,representation,torch
 set -uo pipefail
 bundle=$1
 out=$2
-stages=${3:-tests,bench,train,torch}
+stages=${3:-tests,bench,train,torch}  # representation (about 8 min) runs only when named
 root=/tmp/maskmix-carry
 rm -rf "$root" && mkdir -p "$root" && tar xJf "$bundle" -C "$root"
 export LD_LIBRARY_PATH="$root/lib:${LD_LIBRARY_PATH:-}"
@@ -38,6 +38,12 @@ if has train; then
     cp "/tmp/run_$name/train.csv" "$res/train_gpu_${name}.csv"; cp "/tmp/run_$name/train.meta" "$res/train_gpu_${name}.meta"
     grep val "$res/train_${name}.log" | tail -n 1
   done
+fi
+if has representation; then
+  stage "representation (claim 1)"
+  MASKMIX="$bin" DATA="$root/data/ts" OUT="$res" WORK=/tmp/representation DEVICE=cuda timeout 540 scripts/reproduce_representation.sh \
+    > "$res/representation.log" 2>&1
+  echo "representation exit $?"; grep -E "^(mixer|llama).*hamming|^== done" "$res/representation.log" | tail -n 40
 fi
 if has torch; then
   stage "PyTorch twin bench"

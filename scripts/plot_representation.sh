@@ -20,7 +20,7 @@ plots=(); i=0
 for model in $(awk -F, 'NR > 1 && $3 > 0 {print $1}' "$csv" | sort -u); do
   for proto in paper fair; do
     f="$tmp/$i"
-    awk -F, -v m="$model" -v pr="$proto" 'NR > 1 && $1 == m { split($14, p, ":"); q = (p[1] == "gd" ? "paper" : "fair");
+    awk -F, -v m="$model" -v pr="$proto" 'NR > 1 && $1 == m && $2 == "paper" { split($14, p, ":"); q = (p[1] == "gd" ? "paper" : "fair");
       if (q == pr) { s[$3] += $8; c[$3]++ } } END { for (k in s) print k, s[k]/c[k] }' "$csv" | sort -n > "$f"
     [ -s "$f" ] || continue
     i=$((i + 1))
@@ -33,7 +33,7 @@ done
 gnuplot <<GP
 set terminal pngcairo size 1000,600 font ",10"
 set output '$png'
-set title "Input recovery from last-block hidden states vs training step (0 = every token recovered, 1 = none)"
+set title "Input recovery vs training step (own init; 0 = all tokens recovered, 1 = none)"
 set xlabel 'training step'; set ylabel 'Hamming metric (top-5), 10 validation stories'
 set yrange [-0.02:1.02]; set grid; set key outside right
 plot $(IFS=,; echo "${plots[*]}")
