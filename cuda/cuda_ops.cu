@@ -85,11 +85,11 @@ class CudaOps final : public Ops<float> {
   void gelu_backward(float* dinp, const float* dout, const float* inp, size_t n) override { cuda::gelu_backward(ctx_, dinp, dout, inp, n); }
   void swiglu_forward(float* out, const float* inp, int N, int H) override { cuda::swiglu_forward(ctx_, out, inp, N, H); }
   void swiglu_backward(float* dinp, const float* dout, const float* inp, int N, int H) override { cuda::swiglu_backward(ctx_, dinp, dout, inp, N, H); }
-  void mix_forward(float* out, const float* inp, const float* w, const float* c, int B, int Ti, int To, int D, int G) override {
-    cuda::mix_forward(ctx_, out, inp, w, c, B, Ti, To, D, G);
+  void mix_forward(float* out, const float* inp, const float* w, const float* c, int B, int Ti, int To, int D, int G, bool causal) override {
+    cuda::mix_forward(ctx_, out, inp, w, c, B, Ti, To, D, G, causal);
   }
-  void mix_backward(float* dinp, float* dw, float* dc, const float* dout, const float* inp, const float* w, int B, int Ti, int To, int D, int G) override {
-    cuda::mix_backward(ctx_, dinp, dw, dc, dout, inp, w, B, Ti, To, D, G);
+  void mix_backward(float* dinp, float* dw, float* dc, const float* dout, const float* inp, const float* w, int B, int Ti, int To, int D, int G, bool causal) override {
+    cuda::mix_backward(ctx_, dinp, dw, dc, dout, inp, w, B, Ti, To, D, G, causal);
   }
   void rope_forward(float* qkv, int B, int T, int D, int H) override { cuda::rope_forward(ctx_, qkv, B, T, D, H); }
   void rope_backward(float* dqkv, int B, int T, int D, int H) override { cuda::rope_backward(ctx_, dqkv, B, T, D, H); }

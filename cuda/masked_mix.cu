@@ -4,11 +4,11 @@
 namespace mm::cuda {
 
 namespace {
-__global__ void lower_triangle_kernel(float* masked, const float* w, int To, int Ti) {
+__global__ void lower_triangle_kernel(float* masked, const float* w, int To, int Ti, bool causal) {
   const size_t total = static_cast<size_t>(To) * Ti;
   for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t i = k / Ti, j = k % Ti;
-    masked[k] = j <= i ? w[k] : 0.f;
+    masked[k] = (!causal || j <= i) ? w[k] : 0.f;
   }
 }
 
@@ -24,11 +24,11 @@ __global__ void mix_bias_kernel(float* out, const float* c, int B, int To, int D
 }
 
 // dw[i, j] += sum_b partial[b, i, j] for j <= i (fixed order over b)
-__global__ void reduce_masked_kernel(float* dw, const float* partial, int B, int To, int Ti) {
+__global__ void reduce_masked_kernel(float* dw, const float* partial, int B, int To, int Ti, bool causal) {
   const size_t total = static_cast<size_t>(To) * Ti;
   for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t i = k / Ti, j = k % Ti;
-    if (j > i) continue;
+    if (causal && j > i) continue;
     float s = 0.f;
     for (int b = 0; b < B; ++b) s += partial[static_cast<size_t>(b) * total + k];
     dw[k] += s;
@@ -52,12 +52,12 @@ __global__ void mix_bias_grad_kernel(float* dc, const float* dout, int B, int To
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
 }  // namespace
 
-void mix_forward(Context& ctx, float* out, const float* inp, const float* w, const float* c, int B, int Ti, int To, int D, int G) {
+void mix_forward(Context& ctx, float* out, const float* inp, const float* w, const float* c, int B, int Ti, int To, int D, int G, bool causal) {
   const int Dg = D / G;
   const size_t mat = static_cast<size_t>(To) * Ti;
   float* masked = ctx.scratch(0, mat);
   for (int g = 0; g < G; ++g) {
-    lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti);
+    lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti, causal);
     MM_LAUNCH_CHECK();
     // out_b[To, Dg] = masked[To, Ti] @ inp_b[Ti, Dg] for every b
     gemm(ctx, false, false, To, Dg, Ti, 1.f, masked, Ti, 0, inp + static_cast<size_t>(g) * Dg, D, static_cast<long long>(Ti) * D, 0.f,
@@ -67,13 +67,13 @@ void mix_forward(Context& ctx, float* out, const float* inp, const float* w, con
   MM_LAUNCH_CHECK();
 }
 
-void mix_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* dout, const float* inp, const float* w, int B, int Ti, int To, int D, int G) {
+void mix_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* dout, const float* inp, const float* w, int B, int Ti, int To, int D, int G, bool causal) {
   const int Dg = D / G;
   const size_t mat = static_cast<size_t>(To) * Ti;
   float* masked = ctx.scratch(0, mat);
   float* partial = ctx.scratch(1, static_cast<size_t>(B) * mat);
   for (int g = 0; g < G; ++g) {
-    lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti);
+    lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti, causal);
     MM_LAUNCH_CHECK();
     // dinp_b[Ti, Dg] = masked^T @ dout_b[To, Dg]
     gemm(ctx, true, false, Ti, Dg, To, 1.f, masked, Ti, 0, dout + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, 0.f,
@@ -81,7 +81,7 @@ void mix_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* 
     // partial_b[To, Ti] = dout_b[To, Dg] @ inp_b[Ti, Dg]^T
     gemm(ctx, false, true, To, Ti, Dg, 1.f, dout + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, inp + static_cast<size_t>(g) * Dg, D,
          static_cast<long long>(Ti) * D, 0.f, partial, Ti, static_cast<long long>(mat), B);
-    reduce_masked_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(dw + g * mat, partial, B, To, Ti);
+    reduce_masked_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(dw + g * mat, partial, B, To, Ti, causal);
     MM_LAUNCH_CHECK();
   }
   mix_bias_grad_kernel<<<blocks_for(static_cast<size_t>(G) * To * 32, 256), 256, 0, ctx.stream()>>>(dc, dout, B, To, D, G);

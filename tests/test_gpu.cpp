@@ -63,16 +63,17 @@ TEST_CASE("GPU masked mix and attention match the CPU reference", "[gpu][ops]") 
   auto gpu = make_backend(Device::Cuda, /*strict_fp32=*/true);
   CpuOps<double> ref;
   struct Shape { int B, Ti, To, D, G; };
-  for (Shape s : {Shape{3, 16, 16, 8, 1}, Shape{2, 12, 12, 8, 2}, Shape{2, 8, 16, 4, 1}, Shape{2, 16, 8, 4, 1}}) {
+  for (Shape s : {Shape{3, 16, 16, 8, 1}, Shape{2, 12, 12, 8, 2}, Shape{2, 8, 16, 4, 1}, Shape{2, 16, 8, 4, 1}})
+  for (bool causal : {true, false}) {
     auto x = test::random_vector(s.B * s.Ti * s.D, 1), w = test::random_vector(s.G * s.To * s.Ti, 2), c = test::random_vector(s.G * s.To, 3);
     auto dy = test::random_vector(s.B * s.To * s.D, 4);
     std::vector<double> y(s.B * s.To * s.D), dx(x.size()), dw(w.size(), 0.0), dc(c.size(), 0.0);
-    ref.mix_forward(y.data(), x.data(), w.data(), c.data(), s.B, s.Ti, s.To, s.D, s.G);
-    ref.mix_backward(dx.data(), dw.data(), dc.data(), dy.data(), x.data(), w.data(), s.B, s.Ti, s.To, s.D, s.G);
+    ref.mix_forward(y.data(), x.data(), w.data(), c.data(), s.B, s.Ti, s.To, s.D, s.G, causal);
+    ref.mix_backward(dx.data(), dw.data(), dc.data(), dy.data(), x.data(), w.data(), s.B, s.Ti, s.To, s.D, s.G, causal);
     Dev gx(*gpu, to_float(x)), gw(*gpu, to_float(w)), gc(*gpu, to_float(c)), gdy(*gpu, to_float(dy)), gy(*gpu, y.size()), gdx(*gpu, x.size()),
         gdw(*gpu, w.size()), gdc(*gpu, c.size());
-    gpu->mix_forward(gy.p(), gx.p(), gw.p(), gc.p(), s.B, s.Ti, s.To, s.D, s.G);
-    gpu->mix_backward(gdx.p(), gdw.p(), gdc.p(), gdy.p(), gx.p(), gw.p(), s.B, s.Ti, s.To, s.D, s.G);
+    gpu->mix_forward(gy.p(), gx.p(), gw.p(), gc.p(), s.B, s.Ti, s.To, s.D, s.G, causal);
+    gpu->mix_backward(gdx.p(), gdw.p(), gdc.p(), gdy.p(), gx.p(), gw.p(), s.B, s.Ti, s.To, s.D, s.G, causal);
     CHECK(relative_error(gy.host(), y) < 1e-5);
     CHECK(relative_error(gdx.host(), dx) < 1e-5);
     CHECK(relative_error(gdw.host(), dw) < 1e-5);

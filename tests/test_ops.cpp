@@ -70,19 +70,20 @@ TEST_CASE("gelu and swiglu gradients", "[ops][grad]") {
   check_gradient("swiglu", x, dx, swiglu_loss);
 }
 
-TEST_CASE("masked mix gradients, flat and grouped, square and rectangular", "[ops][grad][mask]") {
+TEST_CASE("masked (and bidirectional) mix gradients, flat and grouped, square and rectangular", "[ops][grad][mask]") {
   struct Shape { int B, Ti, To, D, G; };
-  for (Shape s : {Shape{2, 5, 5, 4, 1}, Shape{2, 4, 4, 6, 2}, Shape{2, 3, 6, 2, 1}, Shape{1, 6, 3, 3, 1}}) {
+  for (Shape s : {Shape{2, 5, 5, 4, 1}, Shape{2, 4, 4, 6, 2}, Shape{2, 3, 6, 2, 1}, Shape{1, 6, 3, 3, 1}})
+  for (bool causal : {true, false}) {
     auto x = random_vector(s.B * s.Ti * s.D, 20), w = random_vector(s.G * s.To * s.Ti, 21), c = random_vector(s.G * s.To, 22);
     auto r = random_vector(s.B * s.To * s.D, 23);
     std::vector<double> out(s.B * s.To * s.D), dx(x.size()), dw(w.size(), 0.0), dc(c.size(), 0.0);
-    auto loss = [&] { ops.mix_forward(out.data(), x.data(), w.data(), c.data(), s.B, s.Ti, s.To, s.D, s.G); return dot(out, r); };
-    ops.mix_backward(dx.data(), dw.data(), dc.data(), r.data(), x.data(), w.data(), s.B, s.Ti, s.To, s.D, s.G);
+    auto loss = [&] { ops.mix_forward(out.data(), x.data(), w.data(), c.data(), s.B, s.Ti, s.To, s.D, s.G, causal); return dot(out, r); };
+    ops.mix_backward(dx.data(), dw.data(), dc.data(), r.data(), x.data(), w.data(), s.B, s.Ti, s.To, s.D, s.G, causal);
     // The upper triangle is masked inside the op: its numeric gradient is 0, and dw is exactly 0 there.
     check_gradient("mix dx", x, dx, loss);
     check_gradient("mix dw", w, dw, loss, 1000);
     check_gradient("mix dc", c, dc, loss);
-    for (int g = 0; g < s.G; ++g)
+    for (int g = 0; g < s.G && causal; ++g)
       for (int i = 0; i < s.To; ++i)
         for (int j = i + 1; j < s.Ti; ++j) REQUIRE(dw[(static_cast<size_t>(g) * s.To + i) * s.Ti + j] == 0.0);
   }
@@ -92,10 +93,10 @@ TEST_CASE("masked mix ignores whatever is stored above the diagonal", "[ops][mas
   const int B = 1, T = 4, D = 3;
   auto x = random_vector(B * T * D, 30), w = random_vector(T * T, 31), c = random_vector(T, 32);
   std::vector<double> a(B * T * D), b(B * T * D);
-  ops.mix_forward(a.data(), x.data(), w.data(), c.data(), B, T, T, D, 1);
+  ops.mix_forward(a.data(), x.data(), w.data(), c.data(), B, T, T, D, 1, true);
   for (int i = 0; i < T; ++i)
     for (int j = i + 1; j < T; ++j) w[i * T + j] = 1e6;
-  ops.mix_forward(b.data(), x.data(), w.data(), c.data(), B, T, T, D, 1);
+  ops.mix_forward(b.data(), x.data(), w.data(), c.data(), B, T, T, D, 1, true);
   CHECK(a == b);
 }
 

@@ -1,7 +1,9 @@
 // Shared CLI plumbing.
 #include "cmd/cli.h"
 
+#include <cctype>
 #include <iostream>
+#include <vector>
 
 #include "core/error.h"
 
@@ -9,8 +11,14 @@ namespace mm {
 
 bool parse_cli(cxxopts::Options& options, int argc, char** argv, cxxopts::ParseResult& result) {
   options.add_options("help")("h,help", "show this help");
+  // cxxopts treats one-letter names as short options; accept the long spelling too (--n 32 == -n 32).
+  std::vector<std::string> rewritten(argv, argv + argc);
+  for (std::string& arg : rewritten)
+    if (arg.size() == 3 && arg[0] == '-' && arg[1] == '-' && std::isalpha(static_cast<unsigned char>(arg[2]))) arg.erase(0, 1);
+  std::vector<char*> args;
+  for (std::string& arg : rewritten) args.push_back(arg.data());
   try {
-    result = options.parse(argc, argv);
+    result = options.parse(argc, args.data());
   } catch (const cxxopts::exceptions::exception& e) {
     throw UsageError(e.what(), fmt::format("run `maskmix {} --help` for the options", options.program().substr(8)));
   }

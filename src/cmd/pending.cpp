@@ -5,8 +5,6 @@
 namespace mm {
 
 int cmd_generate(int, char**) { not_built_yet("generate", "the compare/generate issue (#7)"); }
-int cmd_embed(int, char**) { not_built_yet("embed", "the retrieval issue (#6)"); }
-int cmd_retrieve(int, char**) { not_built_yet("retrieve", "the retrieval issue (#6)"); }
 int cmd_compare(int, char**) { not_built_yet("compare", "the compare/generate issue (#7)"); }
 
 }  // namespace mm

@@ -59,14 +59,14 @@ class MixerBlock final : public Block<T> {
     const size_t rows = static_cast<size_t>(max_batch) * T_;
     switch (c.variant) {
       case MixerVariant::Flat:
-        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.weight", {T_, T_}, T_, true);
+        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.weight", {T_, T_}, T_, c_.causal);
         mix_c_.push_back(t.entries().size()); r.bias(t, pre + "mix.bias", {T_}, T_);
         break;
       case MixerVariant::Heads: {
         const int H = c.mixer_heads;
         proj_w_ = t.entries().size(); r.weight(t, pre + "mix.proj.weight", {D, D}, D);
         proj_b_ = t.entries().size(); r.bias(t, pre + "mix.proj.bias", {D}, D);
-        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.weight", {H, T_, T_}, T_, true);
+        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.weight", {H, T_, T_}, T_, c_.causal);
         mix_c_.push_back(t.entries().size()); r.bias(t, pre + "mix.bias", {H, T_}, T_);
         out_w_ = t.entries().size(); r.weight(t, pre + "mix.out.weight", {D, D}, D);
         out_b_ = t.entries().size(); r.bias(t, pre + "mix.out.bias", {D}, D);
@@ -76,16 +76,16 @@ class MixerBlock final : public Block<T> {
       }
       case MixerVariant::Parallel:
         for (int j = 0; j < c.parallel; ++j) {
-          mix_w_.push_back(t.entries().size()); r.weight(t, pre + fmt::format("mix.{}.weight", j), {T_, T_}, T_, true);
+          mix_w_.push_back(t.entries().size()); r.weight(t, pre + fmt::format("mix.{}.weight", j), {T_, T_}, T_, c_.causal);
           mix_c_.push_back(t.entries().size()); r.bias(t, pre + fmt::format("mix.{}.bias", j), {T_}, T_);
           branch_pre_.push_back(acts_.make(rows * D));
         }
         break;
       case MixerVariant::Expanded: {
         const int E = c.expansion * T_;
-        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.in.weight", {E, T_}, T_, true);
+        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.in.weight", {E, T_}, T_, c_.causal);
         mix_c_.push_back(t.entries().size()); r.bias(t, pre + "mix.in.bias", {E}, T_);
-        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.out.weight", {T_, E}, E, true);
+        mix_w_.push_back(t.entries().size()); r.weight(t, pre + "mix.out.weight", {T_, E}, E, c_.causal);
         mix_c_.push_back(t.entries().size()); r.bias(t, pre + "mix.out.bias", {T_}, E);
         inner_pre_ = acts_.make(static_cast<size_t>(max_batch) * E * D);
         inner_act_ = acts_.make(static_cast<size_t>(max_batch) * E * D);
@@ -144,16 +144,16 @@ class MixerBlock final : public Block<T> {
     const size_t ND = static_cast<size_t>(N) * D;
     switch (c_.variant) {
       case MixerVariant::Flat:
-        ops_.mix_forward(mix_out_, ln1_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, T_, D, 1);
+        ops_.mix_forward(mix_out_, ln1_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, T_, D, 1, c_.causal);
         break;
       case MixerVariant::Heads:
         ops_.linear_forward(proj_, ln1_, s_.p(proj_w_), s_.p(proj_b_), N, D, D);
-        ops_.mix_forward(mixed_, proj_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, T_, D, c_.mixer_heads);
+        ops_.mix_forward(mixed_, proj_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, T_, D, c_.mixer_heads, c_.causal);
         ops_.linear_forward(mix_out_, mixed_, s_.p(out_w_), s_.p(out_b_), N, D, D);
         break;
       case MixerVariant::Parallel:
         for (size_t j = 0; j < mix_w_.size(); ++j) {
-          ops_.mix_forward(branch_pre_[j], ln1_, s_.p(mix_w_[j]), s_.p(mix_c_[j]), B, T_, T_, D, 1);
+          ops_.mix_forward(branch_pre_[j], ln1_, s_.p(mix_w_[j]), s_.p(mix_c_[j]), B, T_, T_, D, 1, c_.causal);
           if (j == 0) ops_.gelu_forward(mix_out_, branch_pre_[j], ND);
           else {
             ops_.gelu_forward(x2_, branch_pre_[j], ND);  // x2_ is free until the residual add
@@ -163,9 +163,9 @@ class MixerBlock final : public Block<T> {
         break;
       case MixerVariant::Expanded: {
         const int E = c_.expansion * T_;
-        ops_.mix_forward(inner_pre_, ln1_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, E, D, 1);
+        ops_.mix_forward(inner_pre_, ln1_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, E, D, 1, c_.causal);
         ops_.gelu_forward(inner_act_, inner_pre_, static_cast<size_t>(B) * E * D);
-        ops_.mix_forward(mix_out_, inner_act_, s_.p(mix_w_[1]), s_.p(mix_c_[1]), B, E, T_, D, 1);
+        ops_.mix_forward(mix_out_, inner_act_, s_.p(mix_w_[1]), s_.p(mix_c_[1]), B, E, T_, D, 1, c_.causal);
         break;
       }
     }
@@ -177,13 +177,13 @@ class MixerBlock final : public Block<T> {
     const size_t ND = static_cast<size_t>(N) * D;
     switch (c_.variant) {
       case MixerVariant::Flat:
-        ops_.mix_backward(dln1, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dmix, ln1_, s_.p(mix_w_[0]), B, T_, T_, D, 1);
+        ops_.mix_backward(dln1, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dmix, ln1_, s_.p(mix_w_[0]), B, T_, T_, D, 1, c_.causal);
         break;
       case MixerVariant::Heads: {
         T* dmixed = scratch;
         T* dproj = scratch + ND;
         ops_.linear_backward(dmixed, s_.g(out_w_), s_.g(out_b_), dmix, mixed_, s_.p(out_w_), N, D, D);
-        ops_.mix_backward(dproj, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dmixed, proj_, s_.p(mix_w_[0]), B, T_, T_, D, c_.mixer_heads);
+        ops_.mix_backward(dproj, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dmixed, proj_, s_.p(mix_w_[0]), B, T_, T_, D, c_.mixer_heads, c_.causal);
         ops_.linear_backward(dln1, s_.g(proj_w_), s_.g(proj_b_), dproj, ln1_, s_.p(proj_w_), N, D, D);
         break;
       }
@@ -192,7 +192,7 @@ class MixerBlock final : public Block<T> {
         T* dbranch = scratch + ND;
         for (size_t j = 0; j < mix_w_.size(); ++j) {
           ops_.gelu_backward(dpre, dmix, branch_pre_[j], ND);
-          ops_.mix_backward(j == 0 ? dln1 : dbranch, s_.g(mix_w_[j]), s_.g(mix_c_[j]), dpre, ln1_, s_.p(mix_w_[j]), B, T_, T_, D, 1);
+          ops_.mix_backward(j == 0 ? dln1 : dbranch, s_.g(mix_w_[j]), s_.g(mix_c_[j]), dpre, ln1_, s_.p(mix_w_[j]), B, T_, T_, D, 1, c_.causal);
           if (j > 0) ops_.add_inplace(dln1, dbranch, ND);
         }
         break;
@@ -200,9 +200,9 @@ class MixerBlock final : public Block<T> {
       case MixerVariant::Expanded: {
         const int E = c_.expansion * T_;
         T* dinner = scratch;  // [B,E,D]
-        ops_.mix_backward(dinner, s_.g(mix_w_[1]), s_.g(mix_c_[1]), dmix, inner_act_, s_.p(mix_w_[1]), B, E, T_, D, 1);
+        ops_.mix_backward(dinner, s_.g(mix_w_[1]), s_.g(mix_c_[1]), dmix, inner_act_, s_.p(mix_w_[1]), B, E, T_, D, 1, c_.causal);
         ops_.gelu_backward(dinner, dinner, inner_pre_, static_cast<size_t>(B) * E * D);
-        ops_.mix_backward(dln1, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dinner, ln1_, s_.p(mix_w_[0]), B, T_, E, D, 1);
+        ops_.mix_backward(dln1, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dinner, ln1_, s_.p(mix_w_[0]), B, T_, E, D, 1, c_.causal);
         break;
       }
     }
@@ -265,7 +265,7 @@ class LlamaBlock final : public Block<T> {
     ops_.attention_forward(att_, probs_, qkv_, B, T_, D, H);
     ops_.linear_forward(o_, att_, s_.p(out_w_), nullptr, N, D, D);
     if (hybrid_) {
-      ops_.mix_forward(mixo_, o_, s_.p(mix_w_), s_.p(mix_c_), B, T_, T_, D, 1);
+      ops_.mix_forward(mixo_, o_, s_.p(mix_w_), s_.p(mix_c_), B, T_, T_, D, 1, true);
       ops_.add_inplace(mixo_, o_, ND);  // a + Mix(a)
       ops_.add(x2_, x, mixo_, ND);
     } else {
@@ -292,7 +292,7 @@ class LlamaBlock final : public Block<T> {
     ops_.add_inplace(dx2, dy, ND);
     const T* do_ = dx2;
     if (hybrid_) {  // d(a + Mix(a)) = dx2 + Mix^T dx2
-      ops_.mix_backward(mid, s_.g(mix_w_), s_.g(mix_c_), dx2, o_, s_.p(mix_w_), B, T_, T_, D, 1);
+      ops_.mix_backward(mid, s_.g(mix_w_), s_.g(mix_c_), dx2, o_, s_.p(mix_w_), B, T_, T_, D, 1, true);
       ops_.add_inplace(mid, dx2, ND);
       do_ = mid;
     }

@@ -73,6 +73,7 @@ ModelConfig ModelConfig::parse(const std::string& descriptor, int vocab) {
     else if (p == "tied") c.tied = true;
     else if (p == "untied") c.tied = false;
     else if (p == "flat") c.variant = MixerVariant::Flat;
+    else if (p == "bidirectional") c.causal = false;
     else if (p == "expanded") c.variant = MixerVariant::Expanded;
     else if (number_after(p, "expanded", n)) c.variant = MixerVariant::Expanded, c.expansion = n;
     else if (number_after(p, "heads", n)) c.variant = MixerVariant::Heads, c.mixer_heads = n;
@@ -83,6 +84,7 @@ ModelConfig ModelConfig::parse(const std::string& descriptor, int vocab) {
   if (c.has_attention() && (c.heads <= 0 || c.d_model % c.heads != 0 || (c.d_model / c.heads) % 2 != 0))
     bad(descriptor, fmt::format("d{} is not divisible into {} heads of even size", c.d_model, c.heads));
   if (c.kind != ModelKind::Mixer && c.variant != MixerVariant::Flat) bad(descriptor, "mixer variants apply to mixer models only");
+  if (!c.causal && c.kind != ModelKind::Mixer) bad(descriptor, "only mixers can be bidirectional");
   if (c.variant == MixerVariant::Heads && (c.mixer_heads <= 0 || c.d_model % c.mixer_heads != 0))
     bad(descriptor, "d_model must be divisible by the mixer heads");
   if (c.variant == MixerVariant::Expanded && c.expansion <= 0) bad(descriptor, "expansion must be positive");
@@ -102,6 +104,7 @@ std::string ModelConfig::descriptor() const {
     if (variant == MixerVariant::Parallel) s += fmt::format(":parallel{}", parallel);
   }
   if (tied != (kind == ModelKind::Gpt)) s += tied ? ":tied" : ":untied";
+  if (!causal) s += ":bidirectional";
   return s;
 }
 

@@ -24,6 +24,7 @@ struct ModelConfig {
   int expansion = 2;    // MixerVariant::Expanded: inner mixing width = expansion * n_ctx
   int parallel = 2;     // MixerVariant::Parallel: number of summed GELU(mix) branches
   bool tied = false;    // lm_head shares the token embedding (GPT's default)
+  bool causal = true;   // false: unmasked mixing (the retrieval model's bidirectional mixer)
   InitScheme init = InitScheme::Paper;
 
   // Parses a descriptor; unknown parts raise UsageError. `vocab` fills in when the descriptor has no vN.

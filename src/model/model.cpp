@@ -41,6 +41,7 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch) : config_
   logits_ = DeviceArray<T, T>(ops, rows * V);
   losses_ = DeviceArray<T, T>(ops, rows);
   dresid_a_ = DeviceArray<T, T>(ops, rows * D);
+  dhidden_ = DeviceArray<T, T>(ops, rows * D);
   dresid_b_ = DeviceArray<T, T>(ops, rows * D);
   const size_t width = static_cast<size_t>(Block<T>::scratch_width(config));
   ws_a_ = DeviceArray<T, T>(ops, rows * width);
@@ -79,7 +80,7 @@ std::vector<T> Model<T>::save_params() {
 }
 
 template <class T>
-double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward) {
+const T* Model<T>::encode(const int32_t* tokens, int B) {
   check(B > 0 && B <= max_batch_, fmt::format("batch {} exceeds the model's maximum {}", B, max_batch_), "lower --batch");
   const int D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
   for (int i = 0; i < N; ++i)
@@ -87,7 +88,6 @@ double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, b
           "the data was prepared with another tokenizer; check --data against the model's vocab");
   ops_.to_device(tokens_.get(), tokens, static_cast<size_t>(N) * sizeof(int32_t));
   last_batch_ = B;
-
   ops_.embedding_forward(resid_[0].get(), tokens_.get(), store_.p(wte_), wpe_ != SIZE_MAX ? store_.p(wpe_) : nullptr, N, T_, D);
   for (int l = 0; l < config_.n_layers; ++l) blocks_[l]->forward(resid_[l].get(), resid_[l + 1].get(), B);
   const T* top = resid_[config_.n_layers].get();
@@ -95,6 +95,13 @@ double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, b
     ops_.rmsnorm_forward(final_.get(), final_rstd_.get(), top, store_.p(final_norm_), N, D);
     top = final_.get();
   }
+  return top;
+}
+
+template <class T>
+double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward) {
+  const int D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
+  const T* top = encode(tokens, B);
   const T* head = config_.tied ? store_.p(wte_) : store_.p(head_);
   ops_.linear_forward(logits_.get(), top, head, nullptr, N, D, V);
   if (!targets) return 0.0;
@@ -114,16 +121,21 @@ double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, b
 
 template <class T>
 void Model<T>::backward() {
-  const int B = last_batch_, D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
-  T* dtop = dresid_a_.get();
+  const int B = last_batch_, D = config_.d_model, V = config_.vocab, N = B * config_.n_ctx;
   const T* top = final_norm_ != SIZE_MAX ? final_.get() : resid_[config_.n_layers].get();
   T* head = config_.tied ? store_.p(wte_) : store_.p(head_);
   T* dhead = config_.tied ? store_.g(wte_) : store_.g(head_);
-  ops_.linear_backward(dtop, dhead, nullptr, logits_.get(), top, head, N, D, V);  // logits_ holds dlogits
+  ops_.linear_backward(dhidden_.get(), dhead, nullptr, logits_.get(), top, head, N, D, V);  // logits_ holds dlogits
+  backward_encode(dhidden_.get(), B);
+}
+
+template <class T>
+void Model<T>::backward_encode(const T* dhidden, int B) {
+  const int D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
   if (final_norm_ != SIZE_MAX) {
-    ops_.rmsnorm_backward(dresid_b_.get(), store_.g(final_norm_), dtop, resid_[config_.n_layers].get(), store_.p(final_norm_),
-                          final_rstd_.get(), N, D);
-    std::swap(dresid_a_, dresid_b_);
+    ops_.rmsnorm_backward(dresid_a_.get(), store_.g(final_norm_), dhidden, resid_[config_.n_layers].get(), store_.p(final_norm_), final_rstd_.get(), N, D);
+  } else {
+    ops_.copy(dresid_a_.get(), dhidden, static_cast<size_t>(N) * D);
   }
   Workspace<T> ws{ws_a_.get(), ws_b_.get(), ws_c_.get()};
   for (int l = config_.n_layers - 1; l >= 0; --l) {

@@ -50,6 +50,11 @@ class Model {
   void backward_embeddings(const T* dout, T* demb, int B, int layers);
   const T* token_embeddings() { return store_.p(wte_); }  // [vocab, D]
 
+  // Hidden states for embedding/retrieval: embedding -> blocks -> final norm (Llama/hybrid), [B,T,D]
+  // in backend memory; and the backward of a gradient on them into the parameter gradients.
+  const T* encode(const int32_t* tokens, int B);
+  void backward_encode(const T* dhidden, int B);
+
   T* logits() { return logits_.get(); }                 // [B, n_ctx, vocab] after forward without backward
   const T* hidden(int layer) const { return resid_[layer].get(); }  // input of block `layer` (L = last output)
 
@@ -64,7 +69,7 @@ class Model {
   DeviceArray<T, T> params_, grads_;
   DeviceArray<int32_t, T> tokens_, targets_;
   std::vector<DeviceArray<T, T>> resid_;  // L+1 buffers [B,T,D]
-  DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
+  DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dhidden_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
   int last_batch_ = 0;
   int64_t n_targets_ = 0;
 };

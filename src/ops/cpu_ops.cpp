@@ -80,11 +80,11 @@ template <class T> void CpuOps<T>::gelu_forward(T* out, const T* inp, size_t n) 
 template <class T> void CpuOps<T>::gelu_backward(T* dinp, const T* dout, const T* inp, size_t n) { cpu::gelu_backward(dinp, dout, inp, n); }
 template <class T> void CpuOps<T>::swiglu_forward(T* out, const T* inp, int N, int H) { cpu::swiglu_forward(out, inp, N, H); }
 template <class T> void CpuOps<T>::swiglu_backward(T* dinp, const T* dout, const T* inp, int N, int H) { cpu::swiglu_backward(dinp, dout, inp, N, H); }
-template <class T> void CpuOps<T>::mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G) {
-  cpu::mix_forward(out, inp, w, c, B, Ti, To, D, G);
+template <class T> void CpuOps<T>::mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G, bool causal) {
+  cpu::mix_forward(out, inp, w, c, B, Ti, To, D, G, causal);
 }
-template <class T> void CpuOps<T>::mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G) {
-  cpu::mix_backward(dinp, dw, dc, dout, inp, w, B, Ti, To, D, G);
+template <class T> void CpuOps<T>::mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G, bool causal) {
+  cpu::mix_backward(dinp, dw, dc, dout, inp, w, B, Ti, To, D, G, causal);
 }
 template <class T> void CpuOps<T>::rope_forward(T* qkv, int B, int T_ctx, int D, int H) { cpu::rope_forward(qkv, B, T_ctx, D, H); }
 template <class T> void CpuOps<T>::rope_backward(T* dqkv, int B, int T_ctx, int D, int H) { cpu::rope_backward(dqkv, B, T_ctx, D, H); }

@@ -34,8 +34,8 @@ class CpuOps final : public Ops<T> {
   void gelu_backward(T* dinp, const T* dout, const T* inp, size_t n) override;
   void swiglu_forward(T* out, const T* inp, int N, int H) override;
   void swiglu_backward(T* dinp, const T* dout, const T* inp, int N, int H) override;
-  void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G) override;
-  void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G) override;
+  void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G, bool causal) override;
+  void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G, bool causal) override;
   void rope_forward(T* qkv, int B, int T_ctx, int D, int H) override;
   void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) override;
   void attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H) override;

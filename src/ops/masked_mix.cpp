@@ -9,20 +9,21 @@
 namespace mm::cpu {
 
 namespace {
+// The matrix the op uses: tril(w) when causal, w itself for bidirectional mixing (retrieval model).
 template <class T>
-std::vector<T> lower_triangle(const T* w, int To, int Ti) {
+std::vector<T> lower_triangle(const T* w, int To, int Ti, bool causal) {
   std::vector<T> masked(static_cast<size_t>(To) * Ti, T(0));
   for (int i = 0; i < To; ++i)
-    for (int j = 0; j <= i && j < Ti; ++j) masked[static_cast<size_t>(i) * Ti + j] = w[static_cast<size_t>(i) * Ti + j];
+    for (int j = 0; j < Ti && (!causal || j <= i); ++j) masked[static_cast<size_t>(i) * Ti + j] = w[static_cast<size_t>(i) * Ti + j];
   return masked;
 }
 }  // namespace
 
 template <class T>
-void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G) {
+void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G, bool causal) {
   const int Dg = D / G;
   for (int g = 0; g < G; ++g) {
-    std::vector<T> masked = lower_triangle(w + static_cast<size_t>(g) * To * Ti, To, Ti);
+    std::vector<T> masked = lower_triangle(w + static_cast<size_t>(g) * To * Ti, To, Ti, causal);
     for (int b = 0; b < B; ++b)
       gemm(false, false, To, Dg, Ti, T(1), masked.data(), Ti, inp + static_cast<size_t>(b) * Ti * D + g * Dg, D, T(0),
            out + static_cast<size_t>(b) * To * D + g * Dg, D);
@@ -38,10 +39,10 @@ void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, in
 }
 
 template <class T>
-void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G) {
+void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G, bool causal) {
   const int Dg = D / G;
   for (int g = 0; g < G; ++g) {
-    std::vector<T> masked = lower_triangle(w + static_cast<size_t>(g) * To * Ti, To, Ti);
+    std::vector<T> masked = lower_triangle(w + static_cast<size_t>(g) * To * Ti, To, Ti, causal);
     std::vector<T> dw_full(static_cast<size_t>(To) * Ti, T(0));
     for (int b = 0; b < B; ++b) {
       const T* dout_b = dout + static_cast<size_t>(b) * To * D + g * Dg;
@@ -52,7 +53,7 @@ void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w
     }
     T* dw_g = dw + static_cast<size_t>(g) * To * Ti;
     for (int i = 0; i < To; ++i)
-      for (int j = 0; j <= i && j < Ti; ++j) dw_g[static_cast<size_t>(i) * Ti + j] += dw_full[static_cast<size_t>(i) * Ti + j];
+      for (int j = 0; j < Ti && (!causal || j <= i); ++j) dw_g[static_cast<size_t>(i) * Ti + j] += dw_full[static_cast<size_t>(i) * Ti + j];
 #pragma omp parallel for
     for (int i = 0; i < To; ++i) {
       T s = 0;
@@ -65,9 +66,9 @@ void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w
   }
 }
 
-template void mix_forward<float>(float*, const float*, const float*, const float*, int, int, int, int, int);
-template void mix_forward<double>(double*, const double*, const double*, const double*, int, int, int, int, int);
-template void mix_backward<float>(float*, float*, float*, const float*, const float*, const float*, int, int, int, int, int);
-template void mix_backward<double>(double*, double*, double*, const double*, const double*, const double*, int, int, int, int, int);
+template void mix_forward<float>(float*, const float*, const float*, const float*, int, int, int, int, int, bool);
+template void mix_forward<double>(double*, const double*, const double*, const double*, int, int, int, int, int, bool);
+template void mix_backward<float>(float*, float*, float*, const float*, const float*, const float*, int, int, int, int, int, bool);
+template void mix_backward<double>(double*, double*, double*, const double*, const double*, const double*, int, int, int, int, int, bool);
 
 }  // namespace mm::cpu

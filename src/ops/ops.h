@@ -63,8 +63,9 @@ class Ops {
   // w[g] [To,Ti] of which only the lower triangle (j <= i) is used, and bias c[g] [To]:
   //   out[b,i,g-features] = sum_{j<=i} w[g,i,j] * inp[b,j,g-features] + c[g,i]
   // inp [B,Ti,D], out [B,To,D]. dw's upper triangle is never written (stays exactly zero).
-  virtual void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G) = 0;
-  virtual void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G) = 0;
+  // causal = false: no mask (bidirectional mixing over a set, for the retrieval model).
+  virtual void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G, bool causal) = 0;
+  virtual void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G, bool causal) = 0;
 
   // Rotary embedding (HF Llama rotate_half convention, theta 10000) applied in place to the q and k
   // parts of qkv [B,T,3D] with H heads; backward rotates the gradient back, in place.
