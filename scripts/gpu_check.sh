@@ -3,7 +3,7 @@
 # training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
 # $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
-#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,train,representation,torch
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,train,representation,retrieval,torch
 set -uo pipefail
 bundle=$1
 out=$2
@@ -44,6 +44,12 @@ if has representation; then
   MASKMIX="$bin" DATA="$root/data/ts" OUT="$res" WORK=/tmp/representation DEVICE=cuda timeout 540 scripts/reproduce_representation.sh \
     > "$res/representation.log" 2>&1
   echo "representation exit $?"; grep -E "^(mixer|llama).*hamming|^== done" "$res/representation.log" | tail -n 40
+fi
+if has retrieval; then
+  stage "retrieval (claim 3)"
+  MASKMIX="$bin" DATA="$root/data/ts" PAIRS="$root/shared/retrieval" OUT="$res" WORK=/tmp/retrieval DEVICE=cuda timeout 560 \
+    scripts/reproduce_retrieval.sh > "$res/retrieval.log" 2>&1
+  echo "retrieval exit $?"; grep -E "^== |top-1" "$res/retrieval.log" | tail -n 30
 fi
 if has torch; then
   stage "PyTorch twin bench"

@@ -13,6 +13,8 @@ for lib in $(ldd maskmix | awk '/=>/ {print $3}' | grep -v -E 'cuda|libc\.so|lib
 cp -r data/ts "$stage/data/"
 cp "$data/tinystories/valid.txt" "$stage/shared/tinystories/"
 cp "$data/tokenizers/tok4096.model" "$stage/shared/tokenizers/"
+cp "$data/tinystories/train.txt" "$stage/shared/tinystories/"
+cp -r "$data/retrieval" "$stage/shared/"
 mkdir -p carry
 tar cJf carry/bundle.tar.xz -C "$stage" .
 rm -rf "$stage"
