@@ -5,6 +5,5 @@
 namespace mm {
 
 int cmd_generate(int, char**) { not_built_yet("generate", "the compare/generate issue (#7)"); }
-int cmd_compare(int, char**) { not_built_yet("compare", "the compare/generate issue (#7)"); }
 
 }  // namespace mm

@@ -21,7 +21,7 @@ namespace mm {
 namespace {
 
 struct SplitStats {
-  uint64_t stories = 0, tokens = 0;
+  uint64_t stories = 0, tokens = 0, bytes = 0;  // bytes of UTF-8 text (for bits per byte)
 };
 
 // Tokenizes stories in parallel chunks and streams them into a shard, with a progress line.
@@ -47,7 +47,7 @@ SplitStats write_split(const std::vector<const Story*>& stories, const Tokenizer
   }
   std::cerr << "\n";
   writer.finish();
-  return {writer.n_docs(), writer.n_tokens()};
+  return {writer.n_docs(), writer.n_tokens(), bytes};
 }
 
 }  // namespace
@@ -137,7 +137,8 @@ int cmd_prepare(int argc, char** argv) {
   Json::Array valid_sources;
   for (const auto& s : valid_inputs) valid_sources.emplace_back(s);
   auto split_json = [](const SplitStats& s, const char* file) {
-    return Json(Json::Object{{"file", Json(file)}, {"stories", Json(static_cast<int64_t>(s.stories))}, {"tokens", Json(static_cast<int64_t>(s.tokens))}});
+    return Json(Json::Object{{"file", Json(file)}, {"stories", Json(static_cast<int64_t>(s.stories))}, {"tokens", Json(static_cast<int64_t>(s.tokens))},
+                             {"bytes", Json(static_cast<int64_t>(s.bytes))}});
   };
   Json manifest(Json::Object{
       {"format_version", Json(static_cast<int64_t>(kManifestVersion))},
