@@ -4,6 +4,5 @@
 
 namespace mm {
 
-int cmd_generate(int, char**) { not_built_yet("generate", "the compare/generate issue (#7)"); }
 
 }  // namespace mm

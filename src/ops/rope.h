@@ -6,4 +6,6 @@
 namespace mm::cpu {
 template <class T> void rope_forward(T* qkv, int B, int T_ctx, int D, int H);
 template <class T> void rope_backward(T* dqkv, int B, int T_ctx, int D, int H);
+// Rotates the H heads of one D-wide q or k row at `position` (direction -1 undoes it).
+template <class T> void rope_rotate_row(T* x, int position, int D, int H, double direction);
 }  // namespace mm::cpu
