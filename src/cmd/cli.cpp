@@ -41,8 +41,5 @@ std::string joined_command_line(int argc, char** argv) {
   return line;
 }
 
-void not_built_yet(const std::string& command, const std::string& issue) {
-  fail(fmt::format("`maskmix {}` is not built yet", command), fmt::format("it arrives with {}; see README.md for what works today", issue));
-}
 
 }  // namespace mm

@@ -11,7 +11,4 @@ bool parse_cli(cxxopts::Options& options, int argc, char** argv, cxxopts::ParseR
 
 std::string joined_command_line(int argc, char** argv);
 
-// Raised by commands that exist in the CLI but whose implementation has not landed yet.
-[[noreturn]] void not_built_yet(const std::string& command, const std::string& issue);
-
 }  // namespace mm
