@@ -71,10 +71,10 @@ test-gpu: maskmix $(BUILD)/maskmix_tests
 bench: maskmix
 	scripts/bench_cpu.sh
 
-# The README's main job: prepare the shipped TinyStories subset (DATA= to point elsewhere).
+# The README's main job: every reproduction stage on the shipped data (DATA= to point elsewhere). Without a
+# GPU it runs the --quick pipeline (tiny models, a few minutes on 2 cores) into results/quick/.
 demo: maskmix
-	./maskmix prepare --input $(DATA)/tinystories/train.txt --valid $(DATA)/tinystories/valid.txt \
-	  --tokenizer $(DATA)/tokenizers/tok4096.model --out data/ts
+	DATA=$(abspath $(DATA)) scripts/reproduce_all.sh $(if $(GPU_CC),,--quick)
 
 deps:
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Plots train.csv files (train loss and validation loss against step) into one PNG with gnuplot.
-# Usage: scripts/plot_train.sh OUT.png "TITLE" label1=run1/train.csv label2=run2/train.csv ...
+# Usage: [YMAX=6] scripts/plot_train.sh OUT.png "TITLE" label1=run1/train.csv label2=run2/train.csv ...
 set -euo pipefail
 out=$1; title=$2; shift 2
 command -v gnuplot >/dev/null || { echo "plot_train.sh: gnuplot not found (make deps installs gnuplot-nox)" >&2; exit 1; }
@@ -24,7 +24,7 @@ set output '$out'
 set title "$title"
 set xlabel 'step'
 set ylabel 'cross-entropy (nats/token)'
-set yrange [*:6]
+set yrange [*:${YMAX:-*}]
 set grid
 set key top right
 plot $joined

@@ -18,7 +18,7 @@ mkdir -p "$out" "$work"
 csv="$out/retrieval.csv"
 rm -f "$csv" "${csv%.csv}.meta"
 if [ $quick = 1 ]; then
-  mixer=mixer:d32:l2:c64; llama=llama:d32:l2:h4:c64; train=(--steps 30); ret_epochs=2; nce=(--epochs 1 --n 8); seeds=2; pool=(); sizes=(--sizes 32,128)
+  mixer=mixer:d32:l2:c64; llama=llama:d32:l2:h4:c64; train=(--steps 30); ret_epochs=2; nce=(--epochs 1 --n 8 --max-pairs 100); seeds=2; pool=(); sizes=(--sizes 32,128)
 else
   mixer=mixer:d512:l8:c512; llama=llama:d512:l8:h4:c512; train=(--epochs 2); ret_epochs=${RET_EPOCHS:-60}; nce=(--epochs 1 --n 32); seeds=5
   pool=(yes); sizes=()

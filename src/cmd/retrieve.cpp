@@ -215,6 +215,7 @@ int retrieve_infonce(int argc, char** argv) {
       ("lr", "peak learning rate", cxxopts::value<double>()->default_value("1e-4"))
       ("warmup", "warmup steps", cxxopts::value<int>()->default_value("50"))
       ("epochs", "passes over the pairs (one group per summary)", cxxopts::value<int>()->default_value("1"))
+      ("max-pairs", "use only the first N pairs (0 = all)", cxxopts::value<int>()->default_value("0"))
       ("clip", "gradient-norm clip", cxxopts::value<double>()->default_value("1.0"))
       ("index", "embedding position", cxxopts::value<int>()->default_value("-2"))
       ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
@@ -225,7 +226,8 @@ int retrieve_infonce(int argc, char** argv) {
   PreparedData data = PreparedData::open(args["data"].as<std::string>());
   Tokenizer tokenizer(data.tokenizer_path);
   Checkpoint source = model_from_args(args, tokenizer.vocab_size());
-  const std::vector<Pair> pairs = read_pairs(args["pairs"].as<std::string>());
+  std::vector<Pair> pairs = read_pairs(args["pairs"].as<std::string>());
+  if (const int limit = args["max-pairs"].as<int>(); limit > 0 && limit < static_cast<int>(pairs.size())) pairs.resize(limit);
   const int n = args["n"].as<int>(), epochs = args["epochs"].as<int>();
   const double tau = args["tau"].as<double>();
   if (n < 2 || n > static_cast<int>(pairs.size())) throw UsageError(fmt::format("--n {} needs 1..{} stories per group", n, pairs.size()), "lower --n");
