@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -74,6 +75,26 @@ inline void check_gradient(const std::string& what, std::vector<double>& x, cons
   }
   INFO(what << ": worst relative error " << worst);
   CHECK(worst <= tol);
+}
+
+// Runs the maskmix binary with `args`; returns its exit code, and its stdout+stderr in `output`.
+inline int run_maskmix(const std::string& args, std::string* output = nullptr) {
+  TempDir tmp;
+  const std::string log = tmp.file("log");
+  const int status = std::system((maskmix_bin() + " " + args + " > " + log + " 2>&1").c_str());
+  if (output) {
+    std::ifstream in(log);
+    output->assign(std::istreambuf_iterator<char>(in), {});
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A small prepared data folder (the shipped validation stories, 10% held out) inside `tmp`.
+inline std::string prepare_small(const TempDir& tmp) {
+  const std::string out = tmp.file("ts");
+  const std::string cmd = fmt::format("prepare --input {0}/tinystories/valid.txt --valid-fraction 0.1 --tokenizer {0}/tokenizers/tok4096.model --out {1}", data_dir(), out);
+  REQUIRE(run_maskmix(cmd) == 0);
+  return out;
 }
 
 inline bool gpu_required() { return std::getenv("MASKMIX_REQUIRE_GPU") != nullptr; }

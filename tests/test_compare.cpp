@@ -17,13 +17,6 @@ void make_run(const std::string& dir, const std::string& rows, const std::string
   std::ofstream(dir + "/train.meta") << "command: synthetic\nmodel: mixer:d8\nparameters: 100\ndata: " << data << "\ntokenizer_hash: abc\nflops_per_token: "
                                      << flops_per_token << "\n";
 }
-int run(const std::string& args, std::string* output) {
-  test::TempDir tmp;
-  int status = std::system((test::maskmix_bin() + " " + args + " > " + tmp.file("log") + " 2>&1").c_str());
-  std::ifstream in(tmp.file("log"));
-  output->assign(std::istreambuf_iterator<char>(in), {});
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 }  // namespace
 
 TEST_CASE("compare interpolates validation loss on every axis", "[compare]") {
@@ -41,11 +34,11 @@ TEST_CASE("compare interpolates validation loss on every axis", "[compare]") {
 
   make_run(tmp.file("b"), "10,1000,0,1,4.5,3.0,1,1,100,,0.1,5.0\n20,2000,0,1,3.5,1.0,1,1,100,,0.2,10.0\n", "d", 10.0);
   std::string out;
-  REQUIRE(run(fmt::format("compare {} {}", tmp.file("a"), tmp.file("b")), &out) == 0);
+  REQUIRE(test::run_maskmix(fmt::format("compare {} {}", tmp.file("a"), tmp.file("b")), &out) == 0);
   CHECK_THAT(out, Contains("val@step=20") && Contains("| 3.0000 |") && Contains("| 1.0000 |"));
   make_run(tmp.file("c"), "10,1000,0,1,4.5,3.0,1,1,100,,0.1,5.0\n", "other", 10.0);
-  CHECK(run(fmt::format("compare {} {}", tmp.file("a"), tmp.file("c")), &out) == 1);
+  CHECK(test::run_maskmix(fmt::format("compare {} {}", tmp.file("a"), tmp.file("c")), &out) == 1);
   CHECK_THAT(out, Contains("different data") && Contains("--force"));
-  CHECK(run(fmt::format("compare {} {} --force", tmp.file("a"), tmp.file("c")), &out) == 0);
-  CHECK(run(fmt::format("compare {}", tmp.file("nothing")), &out) == 1);
+  CHECK(test::run_maskmix(fmt::format("compare {} {} --force", tmp.file("a"), tmp.file("c")), &out) == 0);
+  CHECK(test::run_maskmix(fmt::format("compare {}", tmp.file("nothing")), &out) == 1);
 }

@@ -188,18 +188,13 @@ TEST_CASE("GPU causality and run-to-run determinism", "[gpu][causality]") {
 TEST_CASE("GPU resume is bit-identical to an uninterrupted run", "[gpu][resume]") {
   if (!have_gpu()) return;
   test::TempDir tmp;
-  auto run = [](const std::string& args) {
-    int status = std::system((test::maskmix_bin() + " " + args + " > /dev/null 2>&1").c_str());
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  };
   const std::string data = tmp.file("ts");
-  REQUIRE(run(fmt::format("prepare --input {0}/tinystories/valid.txt --valid-fraction 0.1 --tokenizer {0}/tokenizers/tok4096.model --out {1}",
-                          test::data_dir(), data)) == 0);
+  REQUIRE(data == test::prepare_small(tmp));
   for (const char* model : {"mixer:d64:l2:c64", "llama:d64:l2:h2:c64"}) {
     const std::string common = fmt::format("train --device cuda --model {} --data {} --batch 8 --steps 12 --warmup 3 --lr 2e-3 --eval-every 6", model, data);
-    REQUIRE(run(common + " --out " + tmp.file("full")) == 0);
-    REQUIRE(run(common + " --out " + tmp.file("split") + " --stop-after 5") == 0);
-    REQUIRE(run("train --resume " + tmp.file("split")) == 0);
+    REQUIRE(test::run_maskmix(common + " --out " + tmp.file("full")) == 0);
+    REQUIRE(test::run_maskmix(common + " --out " + tmp.file("split") + " --stop-after 5") == 0);
+    REQUIRE(test::run_maskmix("train --resume " + tmp.file("split")) == 0);
     INFO(model);
     CHECK(load_weights(tmp.file("full/model.safetensors")).params == load_weights(tmp.file("split/model.safetensors")).params);
     std::filesystem::remove_all(tmp.file("full"));

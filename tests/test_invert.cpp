@@ -11,19 +11,6 @@
 using namespace mm;
 using Catch::Matchers::Contains;
 
-namespace {
-int run(const std::string& args, std::string* output = nullptr) {
-  test::TempDir tmp;
-  const std::string log = tmp.file("log");
-  int status = std::system((test::maskmix_bin() + " " + args + " > " + log + " 2>&1").c_str());
-  if (output) {
-    std::ifstream in(log);
-    output->assign(std::istreambuf_iterator<char>(in), {});
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-}  // namespace
-
 TEST_CASE("inversion objective: gradient w.r.t. the input embedding matches finite differences", "[invert][grad]") {
   CpuOps<double> ops;
   for (const char* descriptor : {"mixer:d8:l2:c6:v11", "mixer:d8:l2:c6:v11:expanded2", "llama:d8:l2:h2:c6:v11", "gpt:d8:l2:h2:c6:v11", "hybrid:d8:l1:h2:c6:v11"}) {
@@ -96,10 +83,9 @@ TEST_CASE("pseudo-inverse decoding returns the true tokens of true embeddings", 
 TEST_CASE("an untrained tiny mixer is inverted near perfectly; bad requests fail clearly", "[invert][cli]") {
   test::TempDir tmp;
   const std::string data = tmp.file("ts");
-  REQUIRE(run(fmt::format("prepare --input {0}/tinystories/valid.txt --valid-fraction 0.1 --tokenizer {0}/tokenizers/tok4096.model --out {1}", test::data_dir(),
-                          data)) == 0);
+  REQUIRE(data == test::prepare_small(tmp));
   std::string out;
-  REQUIRE(run(fmt::format("invert --untrained mixer:d64:l2:c32 --data {} --stories 2 --steps 300 --out {}", data, tmp.file("inv.csv")), &out) == 0);
+  REQUIRE(test::run_maskmix(fmt::format("invert --untrained mixer:d64:l2:c32 --data {} --stories 2 --steps 300 --out {}", data, tmp.file("inv.csv")), &out) == 0);
   const size_t at = out.find("top-1 accuracy ");
   REQUIRE(at != std::string::npos);
   CHECK(std::stod(out.substr(at + 15)) >= 0.95);
@@ -108,12 +94,12 @@ TEST_CASE("an untrained tiny mixer is inverted near perfectly; bad requests fail
   std::getline(csv, header);
   CHECK_THAT(header, Contains("model,init,step,layer,drop_first,story,n_tokens,hamming_topk,top1,final_loss"));
 
-  CHECK(run(fmt::format("invert --untrained mixer:d64:l2:c32 --data {} --layer 7 --steps 2", data), &out) == 2);
+  CHECK(test::run_maskmix(fmt::format("invert --untrained mixer:d64:l2:c32 --data {} --layer 7 --steps 2", data), &out) == 2);
   CHECK_THAT(out, Contains("--layer 7"));
-  CHECK(run(fmt::format("invert --checkpoint {} --data {}", tmp.file("missing.safetensors"), data), &out) == 1);
+  CHECK(test::run_maskmix(fmt::format("invert --checkpoint {} --data {}", tmp.file("missing.safetensors"), data), &out) == 1);
   CHECK_THAT(out, Contains("no such file"));
-  CHECK(run(fmt::format("invert --untrained mixer:d64:l2:c32:v100 --data {} --steps 2", data), &out) == 1);
+  CHECK(test::run_maskmix(fmt::format("invert --untrained mixer:d64:l2:c32:v100 --data {} --steps 2", data), &out) == 1);
   CHECK_THAT(out, Contains("vocab"));
-  CHECK(run(fmt::format("invert --data {} --steps 2", data), &out) == 2);
+  CHECK(test::run_maskmix(fmt::format("invert --data {} --steps 2", data), &out) == 2);
   CHECK_THAT(out, Contains("exactly one of"));
 }

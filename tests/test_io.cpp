@@ -22,14 +22,6 @@ void write(const std::string& path, const std::string& text) { std::ofstream(pat
 
 std::string slurp(const std::string& path) { return read_text_file(path); }
 
-// Runs the maskmix binary; returns its exit code and captures stderr+stdout into `output`.
-int run_maskmix(const std::string& args, std::string& output) {
-  test::TempDir tmp;
-  const std::string log = tmp.file("log");
-  int status = std::system((test::maskmix_bin() + " " + args + " > " + log + " 2>&1").c_str());
-  output = slurp(log);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 // A shard with the given documents, vocab 50, pad 0, eos 2.
 std::string make_shard(const test::TempDir& tmp, const std::vector<std::vector<int>>& docs) {
@@ -216,8 +208,8 @@ TEST_CASE("prepare writes shards whose counts match the tokenizer alone and the 
   write(tmp.file("valid.txt"), valid_text);
   std::string out;
   const std::string tok = test::data_dir() + "/tokenizers/tok4096.model";
-  REQUIRE(run_maskmix(fmt::format("prepare --input {} --valid {} --tokenizer {} --out {}", tmp.file("train.txt"), tmp.file("valid.txt"), tok,
-                                  tmp.file("ts")), out) == 0);
+  REQUIRE(test::run_maskmix(fmt::format("prepare --input {} --valid {} --tokenizer {} --out {}", tmp.file("train.txt"), tmp.file("valid.txt"), tok,
+                                  tmp.file("ts")), &out) == 0);
   Tokenizer tokenizer(tok);
   uint64_t expected = 0;
   for (size_t i = 0; i < 50; ++i) expected += tokenizer.encode(stories[i].text).size();
@@ -230,7 +222,7 @@ TEST_CASE("prepare writes shards whose counts match the tokenizer alone and the 
   CHECK_THAT(out, Contains(fmt::format("{} tokens", expected)));
 
   // a new tokenizer trained by prepare itself
-  REQUIRE(run_maskmix(fmt::format("prepare --input {} --vocab 512 --valid-fraction 0.2 --out {}", tmp.file("train.txt"), tmp.file("own")), out) == 0);
+  REQUIRE(test::run_maskmix(fmt::format("prepare --input {} --vocab 512 --valid-fraction 0.2 --out {}", tmp.file("train.txt"), tmp.file("own")), &out) == 0);
   PreparedData own = PreparedData::open(tmp.file("own"));
   CHECK(own.train->header().vocab_size == 512);
   CHECK(own.train->n_docs() + own.valid->n_docs() == 50);
@@ -243,22 +235,22 @@ TEST_CASE("prepare writes shards whose counts match the tokenizer alone and the 
 TEST_CASE("bad command lines and inputs give one-line errors with a HINT and no output", "[io][cli]") {
   test::TempDir tmp;
   std::string out;
-  CHECK(run_maskmix("frobnicate", out) == 2);
+  CHECK(test::run_maskmix("frobnicate", &out) == 2);
   CHECK_THAT(out, Contains("unknown command") && Contains("HINT"));
-  CHECK(run_maskmix("prepare --nope", out) == 2);
-  CHECK(run_maskmix("prepare --input x.txt --vocab 70000 --out " + tmp.file("o"), out) == 2);
+  CHECK(test::run_maskmix("prepare --nope", &out) == 2);
+  CHECK(test::run_maskmix("prepare --input x.txt --vocab 70000 --out " + tmp.file("o"), &out) == 2);
   CHECK_THAT(out, Contains("65535"));
-  CHECK(run_maskmix("prepare --input " + tmp.file("missing.txt") + " --vocab 300 --out " + tmp.file("o"), out) == 1);
+  CHECK(test::run_maskmix("prepare --input " + tmp.file("missing.txt") + " --vocab 300 --out " + tmp.file("o"), &out) == 1);
   CHECK_THAT(out, Contains("no such file") && Contains("HINT"));
   CHECK_FALSE(std::filesystem::exists(tmp.file("o")));
   write(tmp.file("bad.jsonl"), "{\"story\": \"fine\"}\n{broken\n");
-  CHECK(run_maskmix("prepare --input " + tmp.file("bad.jsonl") + " --vocab 300 --out " + tmp.file("o"), out) == 1);
+  CHECK(test::run_maskmix("prepare --input " + tmp.file("bad.jsonl") + " --vocab 300 --out " + tmp.file("o"), &out) == 1);
   CHECK_THAT(out, Contains("bad.jsonl:2"));
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);
-  CHECK(run_maskmix("train --data " + tmp.file("nothing") + " --steps 1", out) == 1);
+  CHECK(test::run_maskmix("train --data " + tmp.file("nothing") + " --steps 1", &out) == 1);
   CHECK_THAT(out, Contains("not a prepared data folder"));
-  CHECK(run_maskmix("invert --steps 0 --untrained mixer:d8:l1:c8", out) == 2);
+  CHECK(test::run_maskmix("invert --steps 0 --untrained mixer:d8:l1:c8", &out) == 2);
   CHECK_THAT(out, Contains("--steps"));
-  CHECK(run_maskmix("train --help", out) == 0);
+  CHECK(test::run_maskmix("train --help", &out) == 0);
   CHECK_THAT(out, Contains("--resume"));
 }

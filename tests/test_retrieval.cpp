@@ -13,16 +13,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-int run(const std::string& args, std::string* output = nullptr) {
-  test::TempDir tmp;
-  const std::string log = tmp.file("log");
-  int status = std::system((test::maskmix_bin() + " " + args + " > " + log + " 2>&1").c_str());
-  if (output) {
-    std::ifstream in(log);
-    output->assign(std::istreambuf_iterator<char>(in), {});
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 }  // namespace
 
 TEST_CASE("pairs files: good lines parse, bad ones name their line", "[retrieval][io]") {
@@ -103,15 +93,14 @@ TEST_CASE("retrieval model: gradients by finite differences, and it overfits a t
 TEST_CASE("cosine retrieval is perfect when the queries are the stories themselves", "[retrieval][cli]") {
   test::TempDir tmp;
   const std::string data = tmp.file("ts");
-  REQUIRE(run(fmt::format("prepare --input {0}/tinystories/valid.txt --valid-fraction 0.1 --tokenizer {0}/tokenizers/tok4096.model --out {1}", test::data_dir(),
-                          data)) == 0);
+  REQUIRE(data == test::prepare_small(tmp));
   const std::string pairs = test::data_dir() + "/retrieval/pairs_valid.jsonl";
   std::string out;
-  REQUIRE(run(fmt::format("embed --untrained mixer:d32:l2:c64 --data {} --pairs {} --field story --out {}", data, pairs, tmp.file("c.safetensors")), &out) == 0);
-  REQUIRE(run(fmt::format("retrieve eval --method cosine --queries {0} --candidates {0} --sizes 32,500 --seeds 2 --out {1}", tmp.file("c.safetensors"),
+  REQUIRE(test::run_maskmix(fmt::format("embed --untrained mixer:d32:l2:c64 --data {} --pairs {} --field story --out {}", data, pairs, tmp.file("c.safetensors")), &out) == 0);
+  REQUIRE(test::run_maskmix(fmt::format("retrieve eval --method cosine --queries {0} --candidates {0} --sizes 32,500 --seeds 2 --out {1}", tmp.file("c.safetensors"),
                           tmp.file("r.csv")), &out) == 0);
   CHECK_THAT(out, Contains("500     1.0000"));
-  CHECK(run(fmt::format("retrieve eval --method cosine --queries {} --candidates {} --out {}", tmp.file("c.safetensors"), tmp.file("missing"), tmp.file("r.csv")), &out) == 1);
+  CHECK(test::run_maskmix(fmt::format("retrieve eval --method cosine --queries {} --candidates {} --out {}", tmp.file("c.safetensors"), tmp.file("missing"), tmp.file("r.csv")), &out) == 1);
   CHECK_THAT(out, Contains("no such file"));
-  CHECK(run("retrieve frobnicate", &out) == 2);
+  CHECK(test::run_maskmix("retrieve frobnicate", &out) == 2);
 }

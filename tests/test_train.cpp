@@ -10,32 +10,15 @@
 using namespace mm;
 using Catch::Matchers::Contains;
 
-namespace {
-
-int run(const std::string& args) {
-  int status = std::system((test::maskmix_bin() + " " + args + " > /dev/null 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// A small prepared folder from the first validation stories (fast enough for CI).
-std::string prepare_small(const test::TempDir& tmp) {
-  const std::string out = tmp.file("ts");
-  const std::string cmd = fmt::format("prepare --input {0}/tinystories/valid.txt --valid-fraction 0.1 --tokenizer {0}/tokenizers/tok4096.model --out {1}",
-                                      test::data_dir(), out);
-  REQUIRE(run(cmd) == 0);
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("resume after an interruption is bit-identical to an uninterrupted run", "[train][resume]") {
   test::TempDir tmp;
-  const std::string data = prepare_small(tmp);
+  const std::string data = test::prepare_small(tmp);
   for (const char* model : {"mixer:d16:l2:c32", "llama:d16:l2:h2:c32"}) {
     const std::string common = fmt::format("train --model {} --data {} --batch 4 --steps 12 --warmup 3 --lr 3e-3 --eval-every 6 --ckpt-every 100 --threads 1", model, data);
-    REQUIRE(run(common + " --out " + tmp.file("full")) == 0);
-    REQUIRE(run(common + " --out " + tmp.file("split") + " --stop-after 5") == 0);
-    REQUIRE(run("train --threads 1 --resume " + tmp.file("split")) == 0);
+    REQUIRE(test::run_maskmix(common + " --out " + tmp.file("full")) == 0);
+    REQUIRE(test::run_maskmix(common + " --out " + tmp.file("split") + " --stop-after 5") == 0);
+    REQUIRE(test::run_maskmix("train --threads 1 --resume " + tmp.file("split")) == 0);
     Checkpoint full = load_weights(tmp.file("full/model.safetensors")), split = load_weights(tmp.file("split/model.safetensors"));
     INFO(model);
     CHECK(full.metadata.at("step") == "12");
@@ -53,8 +36,8 @@ TEST_CASE("resume after an interruption is bit-identical to an uninterrupted run
 
 TEST_CASE("training lowers the validation loss and writes train.csv with its .meta", "[train]") {
   test::TempDir tmp;
-  const std::string data = prepare_small(tmp);
-  REQUIRE(run(fmt::format("train --model mixer:d32:l2:c64 --data {} --batch 8 --steps 40 --warmup 5 --lr 3e-3 --eval-every 20 --out {}", data,
+  const std::string data = test::prepare_small(tmp);
+  REQUIRE(test::run_maskmix(fmt::format("train --model mixer:d32:l2:c64 --data {} --batch 8 --steps 40 --warmup 5 --lr 3e-3 --eval-every 20 --out {}", data,
                           tmp.file("run"))) == 0);
   const std::string csv = read_text_file(tmp.file("run/train.csv"));
   CHECK_THAT(csv, Contains("step,tokens,epoch,lr,train_loss,val_loss,grad_norm,step_ms,tokens_per_s,mfu,mem_gb,elapsed_s"));
@@ -67,8 +50,8 @@ TEST_CASE("training lowers the validation loss and writes train.csv with its .me
 
 TEST_CASE("corrupt or mismatched checkpoints are refused", "[train][checkpoint]") {
   test::TempDir tmp;
-  const std::string data = prepare_small(tmp);
-  REQUIRE(run(fmt::format("train --model mixer:d16:l1:c16 --data {} --batch 2 --steps 2 --warmup 1 --out {}", data, tmp.file("run"))) == 0);
+  const std::string data = test::prepare_small(tmp);
+  REQUIRE(test::run_maskmix(fmt::format("train --model mixer:d16:l1:c16 --data {} --batch 2 --steps 2 --warmup 1 --out {}", data, tmp.file("run"))) == 0);
   const std::string weights = read_text_file(tmp.file("run/model.safetensors"));
   write_file_atomic(tmp.file("run/model.safetensors"), weights.substr(0, weights.size() / 2));
   CHECK_THROWS_WITH(load_weights(tmp.file("run/model.safetensors")), Contains("truncated") || Contains("past the data size"));

@@ -23,6 +23,7 @@
 #include "core/safetensors.h"
 #include "core/stories.h"
 #include "model/embedder.h"
+#include "model/optimizer.h"
 #include "model/retrieval.h"
 #include "ops/backend.h"
 
@@ -72,11 +73,6 @@ void build_sets(const EmbeddingSet& q, const EmbeddingSet& c, const std::vector<
     std::copy(q.row(i), q.row(i) + D, set);
     for (int j = 0; j < n - 1; ++j) std::copy(c.row(cand[j]), c.row(cand[j]) + D, set + static_cast<size_t>(j + 1) * D);
   }
-}
-
-double lr_at(int64_t step, int64_t warmup, int64_t total) {
-  if (step < warmup) return static_cast<double>(step) / std::max<int64_t>(1, warmup);
-  return std::max(0.0, static_cast<double>(total - step) / std::max<int64_t>(1, total - warmup));
 }
 
 constexpr const char* kRetrievalFormat = "maskmix-retrieval";
@@ -175,16 +171,15 @@ int retrieve_train(int argc, char** argv) {
         const double* s = scores.data() + static_cast<size_t>(k) * (n - 1);
         correct += static_cast<int>(std::max_element(s, s + n - 1) - s) == labels[k];
       }
-      const double norm = std::sqrt(ops.sum_squares(model.grad_data(), P));
-      const double clip = args["clip"].as<double>();
-      const double lr = args["lr"].as<double>() * lr_at(step, args["warmup"].as<int>(), total);
-      ops.adamw(model.param_data(), model.grad_data(), m.get(), v.get(), P, static_cast<float>(lr), 0.9f, 0.999f, 1e-8f, 0.0f, static_cast<int>(step + 1),
-                clip > 0 && norm > clip ? static_cast<float>(clip / (norm + 1e-6)) : 1.0f);
+      AdamWSettings opt;
+      opt.clip = args["clip"].as<double>();
+      clipped_adamw_step(ops, model.param_data(), model.grad_data(), m.get(), v.get(), P, args["lr"].as<double>() * linear_schedule(step, args["warmup"].as<int>(), total),
+                         opt, step + 1);
       ++step;
     }
     double test_loss = 0;
     const double test_top1 = evaluate(vq, vc, seed + 12345, test_loss);
-    const double lr = args["lr"].as<double>() * lr_at(step, args["warmup"].as<int>(), total);
+    const double lr = args["lr"].as<double>() * linear_schedule(step, args["warmup"].as<int>(), total);
     csv.row({std::to_string(epoch), std::to_string(step), fmt::format("{:.6g}", lr), fmt::format("{:.6f}", train_loss / tq.count),
              fmt::format("{:.6f}", static_cast<double>(correct) / tq.count), fmt::format("{:.6f}", test_loss), fmt::format("{:.6f}", test_top1)});
     if (epoch == 1 || epoch % 10 == 0 || epoch == epochs)
@@ -301,11 +296,10 @@ int retrieve_infonce(int argc, char** argv) {
         for (int d = 0; d < D; ++d) host_dhidden[(static_cast<size_t>(j + 1) * T + pos) * D + d] = static_cast<float>(dd[static_cast<size_t>(j) * D + d]);
       ops.to_device(dhidden.get(), host_dhidden.data(), host_dhidden.size() * sizeof(float));
       model.backward_encode(dhidden.get(), n);
-      const double norm = std::sqrt(ops.sum_squares(model.grad_data(), P));
-      const double clip = args["clip"].as<double>();
-      const double lr = args["lr"].as<double>() * lr_at(step, args["warmup"].as<int>(), total);
-      ops.adamw(model.param_data(), model.grad_data(), m.get(), v.get(), P, static_cast<float>(lr), 0.9f, 0.999f, 1e-8f, 0.0f, static_cast<int>(step + 1),
-                clip > 0 && norm > clip ? static_cast<float>(clip / (norm + 1e-6)) : 1.0f);
+      const double lr = args["lr"].as<double>() * linear_schedule(step, args["warmup"].as<int>(), total);
+      AdamWSettings opt;
+      opt.clip = args["clip"].as<double>();
+      clipped_adamw_step(ops, model.param_data(), model.grad_data(), m.get(), v.get(), P, lr, opt, step + 1);
       ++step;
       window_loss += loss;
       window_hits += argmax == label;

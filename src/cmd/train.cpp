@@ -20,6 +20,7 @@
 #include "model/checkpoint.h"
 #include "model/flops.h"
 #include "model/model.h"
+#include "model/optimizer.h"
 #include "ops/backend.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -64,12 +65,6 @@ struct TrainSettings {
     return s;
   }
 };
-
-// HF get_linear_schedule_with_warmup: factor for the optimizer step with 0-based index `step`.
-double lr_factor(int64_t step, int64_t warmup, int64_t total) {
-  if (step < warmup) return static_cast<double>(step) / std::max<int64_t>(1, warmup);
-  return std::max(0.0, static_cast<double>(total - step) / std::max<int64_t>(1, total - warmup));
-}
 
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -279,12 +274,9 @@ int cmd_train(int argc, char** argv) {
       fail(fmt::format("loss became {} at step {}", loss, state.step + 1),
            fmt::format("lower --lr or raise --warmup; the last good checkpoint is in {}", s.out));
     model.backward();
-    const double grad_norm = std::sqrt(ops.sum_squares(model.grad_data(), n_params));
-    const double scale = (s.clip > 0 && grad_norm > s.clip) ? s.clip / (grad_norm + 1e-6) : 1.0;
-    const double lr = s.lr * lr_factor(state.step, s.warmup, s.steps);
-    ops.adamw(model.param_data(), model.grad_data(), adam_m.get(), adam_v.get(), n_params, static_cast<float>(lr), static_cast<float>(s.beta1),
-              static_cast<float>(s.beta2), static_cast<float>(s.eps), static_cast<float>(s.weight_decay), static_cast<int>(state.step + 1),
-              static_cast<float>(scale));
+    const double lr = s.lr * linear_schedule(state.step, s.warmup, s.steps);
+    const AdamWSettings opt{s.beta1, s.beta2, s.eps, s.weight_decay, s.clip};
+    const double grad_norm = clipped_adamw_step(ops, model.param_data(), model.grad_data(), adam_m.get(), adam_v.get(), n_params, lr, opt, state.step + 1);
     ops.synchronize();
     const double step_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ++state.step;
