@@ -24,8 +24,9 @@ __global__ void rope_kernel(float* qkv, int B, int T, int D, int H, float direct
   }
 }
 
-// qkv [B,T,3D] (part p of 3) <-> dst [B,H,T,Dh]
-__global__ void split_heads(float* dst, const float* qkv, int part, int B, int T, int D, int H, int stride_in) {
+// Moves part `part` of a row-major [B,T,stride] tensor to/from head-major [B,H,T,Dh]:
+// to_heads: heads[b,h,t,d] = rows[b,t,part*D + h*Dh + d]; otherwise the reverse.
+__global__ void permute_heads(float* heads, float* rows, int part, int B, int T, int D, int H, int stride, bool to_heads) {
   const int Dh = D / H;
   const size_t total = static_cast<size_t>(B) * T * D;
   for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -33,19 +34,21 @@ __global__ void split_heads(float* dst, const float* qkv, int part, int B, int T
     const int t = static_cast<int>((k / Dh) % T);
     const int h = static_cast<int>((k / (static_cast<size_t>(Dh) * T)) % H);
     const size_t b = k / (static_cast<size_t>(Dh) * T * H);
-    dst[k] = qkv[(b * T + t) * stride_in + part * D + h * Dh + d];
+    float* row = rows + (b * T + t) * stride + part * D + h * Dh + d;
+    if (to_heads) heads[k] = *row;
+    else *row = heads[k];
   }
 }
-__global__ void merge_heads(float* dst, const float* src, int part, int B, int T, int D, int H, int stride_out) {
-  const int Dh = D / H;
-  const size_t total = static_cast<size_t>(B) * T * D;
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const int d = static_cast<int>(k % Dh);
-    const int t = static_cast<int>((k / Dh) % T);
-    const int h = static_cast<int>((k / (static_cast<size_t>(Dh) * T)) % H);
-    const size_t b = k / (static_cast<size_t>(Dh) * T * H);
-    dst[(b * T + t) * stride_out + part * D + h * Dh + d] = src[k];
-  }
+
+void split_heads(Context& ctx, float* dst, const float* rows, int part, int B, int T, int D, int H, int stride) {
+  const size_t n = static_cast<size_t>(B) * T * D;
+  permute_heads<<<static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)), 256, 0, ctx.stream()>>>(
+      dst, const_cast<float*>(rows), part, B, T, D, H, stride, true);
+}
+void merge_heads(Context& ctx, float* rows, const float* src, int part, int B, int T, int D, int H, int stride) {
+  const size_t n = static_cast<size_t>(B) * T * D;
+  permute_heads<<<static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)), 256, 0, ctx.stream()>>>(
+      const_cast<float*>(src), rows, part, B, T, D, H, stride, false);
 }
 
 // In place on scores [rows, T] (row = (b,h,i)): causal softmax of scale*s; zero above the diagonal.
@@ -96,9 +99,9 @@ void attention_forward(Context& ctx, float* out, float* probs, const float* qkv,
   float* k = ctx.scratch(3, n);
   float* v = ctx.scratch(4, n);
   float* o = ctx.scratch(5, n);
-  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(q, qkv, 0, B, T, D, H, 3 * D);
-  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(k, qkv, 1, B, T, D, H, 3 * D);
-  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(v, qkv, 2, B, T, D, H, 3 * D);
+  split_heads(ctx, q, qkv, 0, B, T, D, H, 3 * D);
+  split_heads(ctx, k, qkv, 1, B, T, D, H, 3 * D);
+  split_heads(ctx, v, qkv, 2, B, T, D, H, 3 * D);
   MM_LAUNCH_CHECK();
   const long long hd = static_cast<long long>(T) * Dh, tt = static_cast<long long>(T) * T;
   gemm(ctx, false, true, T, T, Dh, 1.f, q, Dh, hd, k, Dh, hd, 0.f, probs, T, tt, B * H);  // raw scores
@@ -106,7 +109,7 @@ void attention_forward(Context& ctx, float* out, float* probs, const float* qkv,
   causal_softmax_kernel<<<blocks_for(static_cast<size_t>(rows) * 32, 256), 256, 0, ctx.stream()>>>(probs, rows, T, 1.f / sqrtf(static_cast<float>(Dh)));
   MM_LAUNCH_CHECK();
   gemm(ctx, false, false, T, Dh, T, 1.f, probs, T, tt, v, Dh, hd, 0.f, o, Dh, hd, B * H);
-  merge_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(out, o, 0, B, T, D, H, D);
+  merge_heads(ctx, out, o, 0, B, T, D, H, D);
   MM_LAUNCH_CHECK();
 }
 
@@ -119,22 +122,22 @@ void attention_backward(Context& ctx, float* dqkv, const float* dout, const floa
   float* dO = ctx.scratch(5, n);
   float* dp = ctx.scratch(8, static_cast<size_t>(B) * H * T * T);
   float* dh = ctx.scratch(9, n);
-  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(q, qkv, 0, B, T, D, H, 3 * D);
-  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(k, qkv, 1, B, T, D, H, 3 * D);
-  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(v, qkv, 2, B, T, D, H, 3 * D);
-  split_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(dO, dout, 0, B, T, D, H, D);
+  split_heads(ctx, q, qkv, 0, B, T, D, H, 3 * D);
+  split_heads(ctx, k, qkv, 1, B, T, D, H, 3 * D);
+  split_heads(ctx, v, qkv, 2, B, T, D, H, 3 * D);
+  split_heads(ctx, dO, dout, 0, B, T, D, H, D);
   MM_LAUNCH_CHECK();
   const long long hd = static_cast<long long>(T) * Dh, tt = static_cast<long long>(T) * T;
   gemm(ctx, false, true, T, T, Dh, 1.f, dO, Dh, hd, v, Dh, hd, 0.f, dp, T, tt, B * H);    // dP = dO v^T
   gemm(ctx, true, false, T, Dh, T, 1.f, probs, T, tt, dO, Dh, hd, 0.f, dh, Dh, hd, B * H);  // dV = P^T dO
-  merge_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(dqkv, dh, 2, B, T, D, H, 3 * D);
+  merge_heads(ctx, dqkv, dh, 2, B, T, D, H, 3 * D);
   const int rows = B * H * T;
   softmax_backward_kernel<<<blocks_for(static_cast<size_t>(rows) * 32, 256), 256, 0, ctx.stream()>>>(dp, probs, rows, T, 1.f / sqrtf(static_cast<float>(Dh)));
   MM_LAUNCH_CHECK();
   gemm(ctx, false, false, T, Dh, T, 1.f, dp, T, tt, k, Dh, hd, 0.f, dh, Dh, hd, B * H);  // dQ = dS k
-  merge_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(dqkv, dh, 0, B, T, D, H, 3 * D);
+  merge_heads(ctx, dqkv, dh, 0, B, T, D, H, 3 * D);
   gemm(ctx, true, false, T, Dh, T, 1.f, dp, T, tt, q, Dh, hd, 0.f, dh, Dh, hd, B * H);   // dK = dS^T q
-  merge_heads<<<grid(ctx, n), 256, 0, ctx.stream()>>>(dqkv, dh, 1, B, T, D, H, 3 * D);
+  merge_heads(ctx, dqkv, dh, 1, B, T, D, H, 3 * D);
   MM_LAUNCH_CHECK();
 }
 
