@@ -1,6 +1,7 @@
 # maskmix build. `make` builds ./maskmix; `make test` runs the Catch2 suite (GPU tests skip without a GPU).
 # The CUDA sources are compiled whenever nvcc exists (for sm_90 plus the local GPU's arch), even with no GPU.
 
+MAKEFLAGS += -j$(shell nproc)
 CXX      ?= g++
 CUDA_HOME ?= /usr/local/cuda
 NVCC     := $(CUDA_HOME)/bin/nvcc
