@@ -3,7 +3,7 @@
 # training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
 # $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
-#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,train,representation,retrieval,torch
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,train,representation,retrieval,compare,torch
 set -uo pipefail
 bundle=$1
 out=$2
@@ -50,6 +50,12 @@ if has retrieval; then
   MASKMIX="$bin" DATA="$root/data/ts" PAIRS="$root/shared/retrieval" OUT="$res" WORK=/tmp/retrieval DEVICE=cuda timeout 560 \
     scripts/reproduce_retrieval.sh > "$res/retrieval.log" 2>&1
   echo "retrieval exit $?"; grep -E "^== |top-1" "$res/retrieval.log" | tail -n 30
+fi
+if has compare; then
+  stage "equal-budget comparison (claim 2)"
+  MASKMIX="$bin" PREPARED="$root/data/ts" DATA="$root/shared" OUT="$res" WORK=/tmp/all DEVICE=cuda timeout 270 \
+    scripts/reproduce_all.sh --stage compare > "$res/compare.log" 2>&1
+  echo "compare exit $?"; grep -E "val|^\|" "$res/compare.log" | tail -n 14
 fi
 if has torch; then
   stage "PyTorch twin bench"
