@@ -34,10 +34,6 @@ std::pair<int, int> pad_story(const uint16_t* tokens, size_t count, int32_t* row
   return {offset, offset + n};
 }
 
-int64_t Batch::n_targets() const {
-  return std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
-}
-
 Batcher::Batcher(const ShardReader& shard, int n_ctx, int batch, Padding padding, uint64_t seed, bool shuffle)
     : shard_(shard), n_ctx_(n_ctx), batch_(batch), padding_(padding), seed_(seed), shuffle_(shuffle) {
   check(n_ctx > 0 && batch > 0, fmt::format("bad batch shape {}x{}", batch, n_ctx), "use a positive --batch and context");

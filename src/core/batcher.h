@@ -31,7 +31,6 @@ struct Batch {
   int batch = 0, n_ctx = 0;
   std::vector<int32_t> inputs;   // [batch, n_ctx]
   std::vector<int32_t> targets;  // [batch, n_ctx], -1 where the target is padding
-  int64_t n_targets() const;     // number of targets that count in the loss
 };
 
 class Batcher {

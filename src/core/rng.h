@@ -1,5 +1,5 @@
-// Deterministic counter-based RNG shared by both backends: value k of a stream is mix(seed, k), so a
-// stream's whole state is two integers (saved in training state) and the GPU can reproduce any draw.
+// Deterministic counter-based RNG: value k of a stream is mix(seed, k), so any draw can be reproduced
+// (on either backend) from two integers. Initialisation and data order are drawn from it, from the seed.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -27,15 +27,6 @@ class Rng {
     double u1 = (static_cast<double>(next_u64() >> 11) + 1.0) * (1.0 / 9007199254740993.0);
     double u2 = static_cast<double>(next_u64() >> 11) * (1.0 / 9007199254740992.0);
     return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
-
-  uint64_t seed_state() const { return seed_; }
-  uint64_t counter() const { return counter_; }
-  static Rng from_state(uint64_t seed_state, uint64_t counter) {
-    Rng rng;
-    rng.seed_ = seed_state;
-    rng.counter_ = counter;
-    return rng;
   }
 
  private:

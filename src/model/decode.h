@@ -13,7 +13,6 @@ class EmbeddingDecoder {
   EmbeddingDecoder(const std::vector<float>& wte, int vocab, int d_model, DecodeMethod method);
   // For each of the N rows of a [N,D] (host), the k best token ids, best first: out [N,k].
   std::vector<int32_t> topk(const float* a, int N, int k) const;
-  const std::vector<float>& projection() const { return projection_; }  // [D,V] pinv, or W_E^T
 
  private:
   int vocab_, d_model_;

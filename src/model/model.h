@@ -56,7 +56,6 @@ class Model {
   void backward_encode(const T* dhidden, int B);
 
   T* logits() { return logits_.get(); }                 // [B, n_ctx, vocab] after forward without backward
-  const T* hidden(int layer) const { return resid_[layer].get(); }  // input of block `layer` (L = last output)
 
  private:
   ModelConfig config_;
