@@ -162,3 +162,13 @@ TEST_CASE("a tiny model of every kind overfits one batch", "[model][train]") {
     CHECK(loss < 0.1);
   }
 }
+
+TEST_CASE("activation memory estimate is per sequence and counts what the model allocates", "[model]") {
+  CpuOps<float> ops;
+  ModelConfig config = ModelConfig::parse("mixer:d32:l2:c16:v64");
+  Model<float> one(config, ops, 1), three(config, ops, 3);
+  CHECK(one.activation_bytes_per_sequence() == three.activation_bytes_per_sequence());
+  // at least the residual stream (l+1 buffers of T*D) and the logits (T*V) in fp32
+  CHECK(one.activation_bytes_per_sequence() >= (3 * 16 * 32 + 16 * 64) * sizeof(float));
+  CHECK(Model<float>(config, ops, 0).activation_bytes_per_sequence() == 0);
+}

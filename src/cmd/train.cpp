@@ -237,6 +237,9 @@ int cmd_train(int argc, char** argv) {
   std::cerr << fmt::format("train: {} ({} init), {:.3f}M parameters, {:.1f} MFLOP/token, {} rows/epoch, batch {}, {} steps, device {}\n",
                            config.descriptor(), init_name(config.init), n_params / 1e6, flops_per_token / 1e6, batcher.rows_per_epoch(), s.batch,
                            s.steps, ops.card());
+  std::cerr << fmt::format("train: activations {:.1f} MB per sequence, {:.2f} GB at batch {} (fp32; parameters + gradients + AdamW: {:.2f} GB)\n",
+                           model.activation_bytes_per_sequence() / 1e6, model.activation_bytes_per_sequence() * static_cast<double>(s.batch) / 1e9, s.batch,
+                           n_params * 16.0 / 1e9);
   if (!resumed) {
     std::cerr << "  parameters:\n";
     for (const ParamInfo& p : model.params().entries()) {

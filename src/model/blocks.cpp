@@ -38,9 +38,11 @@ template <class T>
 struct Acts {
   Ops<T>& ops;
   std::vector<DeviceArray<T, T>> arrays;
+  size_t elements = 0;
   explicit Acts(Ops<T>& o) : ops(o) {}
   T* make(size_t n) {
     arrays.emplace_back(ops, n);
+    elements += n;
     return arrays.back().get();
   }
 };
@@ -120,6 +122,8 @@ class MixerBlock final : public Block<T> {
     ops_.add_inplace(y, x2_, ND);
     x_ = x;
   }
+
+  size_t activation_elements() const override { return acts_.elements; }
 
   void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_;
@@ -279,6 +283,8 @@ class LlamaBlock final : public Block<T> {
     x_ = x;
   }
 
+  size_t activation_elements() const override { return acts_.elements; }
+
   void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
     const size_t ND = static_cast<size_t>(N) * D;
@@ -368,6 +374,8 @@ class GptBlock final : public Block<T> {
     ops_.layernorm_forward(y, mean2_, rstd2_, r2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
     x_ = x;
   }
+
+  size_t activation_elements() const override { return acts_.elements; }
 
   void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;

@@ -47,6 +47,7 @@ class Block {
   virtual ~Block() = default;
   virtual void forward(const T* x, T* y, int B) = 0;                                // x, y [B,T,D]
   virtual void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) = 0;     // dx overwritten
+  virtual size_t activation_elements() const = 0;  // saved for backward, at the block's max batch
   // Widest activation row any scratch buffer must hold, in elements per token.
   static int scratch_width(const ModelConfig& c);
 };

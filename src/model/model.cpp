@@ -50,6 +50,16 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch) : config_
 }
 
 template <class T>
+size_t Model<T>::activation_bytes_per_sequence() const {
+  if (max_batch_ == 0) return 0;
+  size_t elements = 0;
+  for (const auto& block : blocks_) elements += block->activation_elements();
+  for (const auto& r : resid_) elements += r.size();
+  for (const DeviceArray<T, T>* a : {&final_, &final_rstd_, &logits_, &losses_, &dhidden_, &dresid_a_, &dresid_b_, &ws_a_, &ws_b_, &ws_c_}) elements += a->size();
+  return elements * sizeof(T) / static_cast<size_t>(max_batch_);
+}
+
+template <class T>
 ParamTable Model<T>::layout(const ModelConfig& config) {
   CpuOps<T> ops;
   return Model<T>(config, ops, 0).params();

@@ -42,6 +42,9 @@ class Model {
   // Accumulates parameter gradients of the last forward's mean loss into grad_data().
   void backward();
   int64_t last_target_count() const { return n_targets_; }
+  // Bytes of activations, gradients of activations and scratch held per sequence of the max batch
+  // (parameters, gradients and optimizer state excluded).
+  size_t activation_bytes_per_sequence() const;
 
   // Input-representation probes (maskmix invert): run blocks [0, layers) on input embeddings `emb`
   // [B,T,D] (backend memory; GPT's learned positions are added inside), and backpropagate a gradient of
