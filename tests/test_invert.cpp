@@ -94,12 +94,13 @@ TEST_CASE("an untrained tiny mixer is inverted near perfectly; bad requests fail
   std::getline(csv, header);
   CHECK_THAT(header, Contains("model,init,step,layer,drop_first,story,n_tokens,hamming_topk,top1,final_loss"));
 
-  CHECK(test::run_maskmix(fmt::format("invert --untrained mixer:d64:l2:c32 --data {} --layer 7 --steps 2", data), &out) == 2);
+  CHECK(test::run_maskmix(fmt::format("invert --untrained mixer:d64:l2:c32 --data {} --layer 7 --steps 2 --out {}", data, tmp.file("x.csv")), &out) == 2);
   CHECK_THAT(out, Contains("--layer 7"));
-  CHECK(test::run_maskmix(fmt::format("invert --checkpoint {} --data {}", tmp.file("missing.safetensors"), data), &out) == 1);
+  CHECK_FALSE(std::filesystem::exists(tmp.file("x.csv")));  // nothing written for a bad request
+  CHECK(test::run_maskmix(fmt::format("invert --checkpoint {} --data {} --out {}", tmp.file("missing.safetensors"), data, tmp.file("x.csv")), &out) == 1);
   CHECK_THAT(out, Contains("no such file"));
-  CHECK(test::run_maskmix(fmt::format("invert --untrained mixer:d64:l2:c32:v100 --data {} --steps 2", data), &out) == 1);
+  CHECK(test::run_maskmix(fmt::format("invert --untrained mixer:d64:l2:c32:v100 --data {} --steps 2 --out {}", data, tmp.file("x.csv")), &out) == 1);
   CHECK_THAT(out, Contains("vocab"));
-  CHECK(test::run_maskmix(fmt::format("invert --data {} --steps 2", data), &out) == 2);
+  CHECK(test::run_maskmix(fmt::format("invert --data {} --steps 2 --out {}", data, tmp.file("x.csv")), &out) == 2);
   CHECK_THAT(out, Contains("exactly one of"));
 }

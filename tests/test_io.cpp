@@ -249,7 +249,7 @@ TEST_CASE("bad command lines and inputs give one-line errors with a HINT and no 
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);
   CHECK(test::run_maskmix("train --data " + tmp.file("nothing") + " --steps 1", &out) == 1);
   CHECK_THAT(out, Contains("not a prepared data folder"));
-  CHECK(test::run_maskmix("invert --steps 0 --untrained mixer:d8:l1:c8", &out) == 2);
+  CHECK(test::run_maskmix("invert --steps 0 --untrained mixer:d8:l1:c8 --out " + tmp.file("inv.csv"), &out) == 2);
   CHECK_THAT(out, Contains("--steps"));
   CHECK(test::run_maskmix("train --help", &out) == 0);
   CHECK_THAT(out, Contains("--resume"));

@@ -172,6 +172,12 @@ int cmd_invert(int argc, char** argv) {
   const int vocab = data ? static_cast<int>(data->train->header().vocab_size) : 4096;
   const int32_t pad = data ? data->train->header().pad_id : 2;
   std::vector<Probe> probes = probes_from_args(args, vocab);
+  for (const Probe& probe : probes) {  // refuse bad requests before anything is written
+    if (st.layer > probe.config.n_layers)
+      throw UsageError(fmt::format("--layer {} but {} has {} blocks", st.layer, probe.config.descriptor(), probe.config.n_layers), "use 0..n_layers");
+    if (data && probe.config.vocab != vocab)
+      fail(fmt::format("{}: model vocab {} differs from the data's {}", probe.label, probe.config.vocab, vocab), "probe with the data folder the model was trained on");
+  }
   auto backend = make_backend(parse_device(args["device"].as<std::string>()));
   Ops<float>& ops = *backend;
 
@@ -186,11 +192,8 @@ int cmd_invert(int argc, char** argv) {
 
   for (const Probe& probe : probes) {
     const ModelConfig& c = probe.config;
-    if (data && c.vocab != vocab)
-      fail(fmt::format("{}: model vocab {} differs from the data's {}", probe.label, c.vocab, vocab), "probe with the data folder the model was trained on");
     Stories stories = load_stories(args, data.get(), data ? data->tokenizer_path : "", c.n_ctx, pad);
     const int B = stories.count, T = c.n_ctx, D = c.d_model, N = B * T, layer = st.layer < 0 ? c.n_layers : st.layer;
-    if (layer > c.n_layers) throw UsageError(fmt::format("--layer {} but the model has {} blocks", layer, c.n_layers), "use 0..n_layers");
     const size_t ND = static_cast<size_t>(N) * D;
     Model<float> model(c, ops, B);
     if (probe.params.empty()) model.init_params(st.seed);
