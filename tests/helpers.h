@@ -42,6 +42,15 @@ struct TempDir {
   }
 };
 
+inline void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+inline std::vector<int32_t> random_tokens(size_t n, int vocab, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng.below(vocab));
+  return t;
+}
+
 inline std::vector<double> random_vector(size_t n, uint64_t seed, double scale = 1.0) {
   Rng rng(seed);
   std::vector<double> v(n);

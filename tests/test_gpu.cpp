@@ -45,13 +45,6 @@ struct Dev {
   }
 };
 
-std::vector<int32_t> random_tokens(size_t n, int vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng.below(vocab));
-  return t;
-}
-
 const std::vector<std::string> kModels = {"mixer:d32:l2:c16:v64",       "mixer:d32:l2:c16:v64:heads2", "mixer:d32:l2:c16:v64:parallel2",
                                           "mixer:d32:l2:c16:v64:expanded2", "llama:d32:l2:h2:c16:v64", "gpt:d32:l2:h2:c16:v64",
                                           "hybrid:d32:l2:h2:c16:v64"};
@@ -107,7 +100,7 @@ TEST_CASE("GPU models match the CPU reference: logits, loss, every gradient, 10 
       reference.init_params(3);
       std::vector<double> p = reference.save_params();
       model.load_params(to_float(p));
-      auto tokens = random_tokens(N, config.vocab, 8), targets = random_tokens(N, config.vocab, 9);
+      auto tokens = test::random_tokens(N, config.vocab, 8), targets = test::random_tokens(N, config.vocab, 9);
       targets[3] = -1;
       const double ref_loss = reference.forward(tokens.data(), targets.data(), B, false);
       std::vector<double> ref_logits(reference.logits(), reference.logits() + static_cast<size_t>(N) * config.vocab);
@@ -162,7 +155,7 @@ TEST_CASE("GPU causality and run-to-run determinism", "[gpu][causality]") {
     const int T = config.n_ctx, V = config.vocab;
     Model<float> model(config, *gpu, 1);
     model.init_params(4);
-    auto tokens = random_tokens(T, V, 10);
+    auto tokens = test::random_tokens(T, V, 10);
     std::vector<float> before(static_cast<size_t>(T) * V), after(before.size());
     model.forward(tokens.data(), nullptr, 1);
     gpu->to_host(before.data(), model.logits(), before.size() * sizeof(float));
@@ -173,7 +166,7 @@ TEST_CASE("GPU causality and run-to-run determinism", "[gpu][causality]") {
     gpu->to_host(after.data(), model.logits(), after.size() * sizeof(float));
     for (size_t i = 0; i < static_cast<size_t>(t + 1) * V; ++i) REQUIRE(after[i] == before[i]);
     // gradients are bit-identical run to run (no float atomics)
-    auto targets = random_tokens(T, V, 11);
+    auto targets = test::random_tokens(T, V, 11);
     std::vector<float> g1(model.num_params()), g2(model.num_params());
     for (auto* g : {&g1, &g2}) {
       model.zero_grad();

@@ -18,11 +18,6 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-
-std::string slurp(const std::string& path) { return read_text_file(path); }
-
-
 // A shard with the given documents, vocab 50, pad 0, eos 2.
 std::string make_shard(const test::TempDir& tmp, const std::vector<std::vector<int>>& docs) {
   const std::string path = tmp.file("s.bin");
@@ -60,19 +55,19 @@ TEST_CASE("safetensors round trip and rejection of damaged files", "[io][safeten
   CHECK(in.at("ids", path).as<uint16_t>()[2] == 3);
   CHECK_THROWS_WITH(in.at("missing", path), Contains("missing"));
 
-  const std::string bytes = slurp(path);
-  write(tmp.file("trunc"), bytes.substr(0, bytes.size() - 4));
+  const std::string bytes = read_text_file(path);
+  test::write_text(tmp.file("trunc"), bytes.substr(0, bytes.size() - 4));
   CHECK_THROWS_WITH(read_safetensors(tmp.file("trunc")), Contains("truncated"));
-  write(tmp.file("tiny"), "abc");
+  test::write_text(tmp.file("tiny"), "abc");
   CHECK_THROWS_WITH(read_safetensors(tmp.file("tiny")), Contains("truncated"));
   std::string huge = bytes;
   uint64_t len = 1ull << 40;
   std::memcpy(huge.data(), &len, 8);
-  write(tmp.file("huge"), huge);
+  test::write_text(tmp.file("huge"), huge);
   CHECK_THROWS_WITH(read_safetensors(tmp.file("huge")), Contains("header length"));
   std::string garbled = bytes;
   garbled[10] = '#';
-  write(tmp.file("garbled"), garbled);
+  test::write_text(tmp.file("garbled"), garbled);
   CHECK_THROWS_WITH(read_safetensors(tmp.file("garbled")), Contains("header"));
   CHECK_THROWS_WITH(read_safetensors(tmp.file("nope")), Contains("no such file"));
 }
@@ -87,22 +82,22 @@ TEST_CASE("token shards round trip and reject corruption", "[io][shards]") {
   CHECK(reader.tokens()[reader.doc_begin(2) + 4] == 12);
   CHECK(reader.header().tokenizer_hash == 0x1234);
 
-  const std::string bytes = slurp(path);
-  write(tmp.file("trunc.bin"), bytes.substr(0, bytes.size() - 8));
+  const std::string bytes = read_text_file(path);
+  test::write_text(tmp.file("trunc.bin"), bytes.substr(0, bytes.size() - 8));
   CHECK_THROWS_WITH(ShardReader(tmp.file("trunc.bin")), Contains("truncated or corrupt"));
   std::string magic = bytes;
   magic[0] = 'X';
-  write(tmp.file("magic.bin"), magic);
+  test::write_text(tmp.file("magic.bin"), magic);
   CHECK_THROWS_WITH(ShardReader(tmp.file("magic.bin")), Contains("bad magic"));
   std::string version = bytes;
   version[8] = 9;
-  write(tmp.file("version.bin"), version);
+  test::write_text(tmp.file("version.bin"), version);
   CHECK_THROWS_WITH(ShardReader(tmp.file("version.bin")), Contains("version"));
   std::string token = bytes;
   token[64] = static_cast<char>(200);  // token 200 >= vocab 50
-  write(tmp.file("token.bin"), token);
+  test::write_text(tmp.file("token.bin"), token);
   CHECK_THROWS_WITH(ShardReader(tmp.file("token.bin")), Contains("outside the vocabulary"));
-  write(tmp.file("empty.bin"), "");
+  test::write_text(tmp.file("empty.bin"), "");
   CHECK_THROWS_WITH(ShardReader(tmp.file("empty.bin")), Contains("truncated"));
 }
 
@@ -158,25 +153,25 @@ TEST_CASE("batching: left/right padding, packing, pad masking, seeded order and 
 
 TEST_CASE("story readers: text, JSONL, JSON arrays and their errors", "[io][stories]") {
   test::TempDir tmp;
-  write(tmp.file("a.txt"), "Once upon a time.\nThe end.\n<|endoftext|>\nSecond story.\n<|endoftext|>\n\n");
+  test::write_text(tmp.file("a.txt"), "Once upon a time.\nThe end.\n<|endoftext|>\nSecond story.\n<|endoftext|>\n\n");
   auto text = read_stories(tmp.file("a.txt"));
   REQUIRE(text.size() == 2);
   CHECK(text[0].text == "Once upon a time.\nThe end.");
-  write(tmp.file("b.jsonl"), "{\"story\": \"One\", \"summary\": \"S\"}\n\n{\"text\": \"Two\"}\n");
+  test::write_text(tmp.file("b.jsonl"), "{\"story\": \"One\", \"summary\": \"S\"}\n\n{\"text\": \"Two\"}\n");
   auto jsonl = read_stories(tmp.file("b.jsonl"));
   REQUIRE(jsonl.size() == 2);
   CHECK(jsonl[0].summary == "S");
   CHECK(jsonl[1].text == "Two");
-  write(tmp.file("c.json"), "[{\"story\": \"A\", \"summary\": \"x\"}, {\"story\": \"B\"}]");
+  test::write_text(tmp.file("c.json"), "[{\"story\": \"A\", \"summary\": \"x\"}, {\"story\": \"B\"}]");
   CHECK(read_stories(tmp.file("c.json")).size() == 2);
 
-  write(tmp.file("bad.jsonl"), "{\"story\": \"ok\"}\n{\"story\": oops}\n");
+  test::write_text(tmp.file("bad.jsonl"), "{\"story\": \"ok\"}\n{\"story\": oops}\n");
   CHECK_THROWS_WITH(read_stories(tmp.file("bad.jsonl")), Contains("bad.jsonl:2") && Contains("malformed JSON"));
-  write(tmp.file("nofield.jsonl"), "{\"title\": \"x\"}\n");
+  test::write_text(tmp.file("nofield.jsonl"), "{\"title\": \"x\"}\n");
   CHECK_THROWS_WITH(read_stories(tmp.file("nofield.jsonl")), Contains("no \"story\""));
-  write(tmp.file("latin1.txt"), "caf\xe9 story\n");
+  test::write_text(tmp.file("latin1.txt"), "caf\xe9 story\n");
   CHECK_THROWS_WITH(read_stories(tmp.file("latin1.txt")), Contains("invalid UTF-8 at byte 3"));
-  write(tmp.file("empty.txt"), "  \n");
+  test::write_text(tmp.file("empty.txt"), "  \n");
   CHECK_THROWS_WITH(read_stories(tmp.file("empty.txt")), Contains("empty"));
   CHECK_THROWS_WITH(read_stories(tmp.file("missing.txt")), Contains("no such file"));
   CHECK(find_invalid_utf8("ok \xe2\x82\xac") == std::string_view::npos);
@@ -195,7 +190,7 @@ TEST_CASE("tokenizer round trip on the shipped stories", "[io][tokenizer]") {
     CHECK(tok.decode(ids) == stories[i].text);
   }
   test::TempDir tmp;
-  write(tmp.file("junk.model"), "not a model");
+  test::write_text(tmp.file("junk.model"), "not a model");
   CHECK_THROWS_WITH(Tokenizer(tmp.file("junk.model")), Contains("not a SentencePiece model"));
 }
 
@@ -204,8 +199,8 @@ TEST_CASE("prepare writes shards whose counts match the tokenizer alone and the 
   auto stories = read_stories(test::data_dir() + "/tinystories/valid.txt");
   std::string train_text, valid_text;
   for (size_t i = 0; i < 60; ++i) (i < 50 ? train_text : valid_text) += stories[i].text + "\n<|endoftext|>\n";
-  write(tmp.file("train.txt"), train_text);
-  write(tmp.file("valid.txt"), valid_text);
+  test::write_text(tmp.file("train.txt"), train_text);
+  test::write_text(tmp.file("valid.txt"), valid_text);
   std::string out;
   const std::string tok = test::data_dir() + "/tokenizers/tok4096.model";
   REQUIRE(test::run_maskmix(fmt::format("prepare --input {} --valid {} --tokenizer {} --out {}", tmp.file("train.txt"), tmp.file("valid.txt"), tok,
@@ -217,7 +212,7 @@ TEST_CASE("prepare writes shards whose counts match the tokenizer alone and the 
   CHECK(data.train->n_docs() == 50);
   CHECK(data.valid->n_docs() == 10);
   CHECK(data.train->n_tokens() == expected);
-  Json manifest = parse_json(slurp(tmp.file("ts/manifest.json")));
+  Json manifest = parse_json(read_text_file(tmp.file("ts/manifest.json")));
   CHECK(static_cast<uint64_t>(manifest.obj().at("train").obj().at("tokens").num()) == expected);
   CHECK_THAT(out, Contains(fmt::format("{} tokens", expected)));
 
@@ -243,7 +238,7 @@ TEST_CASE("bad command lines and inputs give one-line errors with a HINT and no 
   CHECK(test::run_maskmix("prepare --input " + tmp.file("missing.txt") + " --vocab 300 --out " + tmp.file("o"), &out) == 1);
   CHECK_THAT(out, Contains("no such file") && Contains("HINT"));
   CHECK_FALSE(std::filesystem::exists(tmp.file("o")));
-  write(tmp.file("bad.jsonl"), "{\"story\": \"fine\"}\n{broken\n");
+  test::write_text(tmp.file("bad.jsonl"), "{\"story\": \"fine\"}\n{broken\n");
   CHECK(test::run_maskmix("prepare --input " + tmp.file("bad.jsonl") + " --vocab 300 --out " + tmp.file("o"), &out) == 1);
   CHECK_THAT(out, Contains("bad.jsonl:2"));
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);

@@ -16,13 +16,6 @@ const std::vector<std::string> kTinyModels = {
     "llama:d8:l2:h2:c6:v11",       "gpt:d8:l2:h2:c6:v11",       "hybrid:d8:l2:h2:c6:v11",
 };
 
-std::vector<int32_t> random_tokens(size_t n, int vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = static_cast<int32_t>(rng.below(vocab));
-  return t;
-}
-
 }  // namespace
 
 TEST_CASE("parameter counts match PAPER.md 1.9", "[model]") {
@@ -62,7 +55,7 @@ TEST_CASE("model gradients match finite differences (double)", "[model][grad]") 
       Rng rng(3);
       for (double& x : p) x += 0.1 * rng.normal();
       model.load_params(p);
-      auto tokens = random_tokens(N, config.vocab, 11), targets = random_tokens(N, config.vocab, 12);
+      auto tokens = test::random_tokens(N, config.vocab, 11), targets = test::random_tokens(N, config.vocab, 12);
       targets[0] = -1;
       targets[5] = -1;
       model.zero_grad();
@@ -91,7 +84,7 @@ TEST_CASE("causal models: later tokens leave earlier outputs bit-identical", "[m
     const int T = config.n_ctx, V = config.vocab;
     Model<float> model(config, ops, 1);
     model.init_params(5);
-    auto tokens = random_tokens(T, V, 21);
+    auto tokens = test::random_tokens(T, V, 21);
     model.forward(tokens.data(), nullptr, 1);
     std::vector<float> before(model.logits(), model.logits() + static_cast<size_t>(T) * V);
     for (int t = 0; t + 1 < T; ++t) {
@@ -115,7 +108,7 @@ TEST_CASE("masked triangles of W, dW and AdamW moments stay exactly zero", "[mod
     model.init_params(1);
     const size_t n = model.num_params();
     std::vector<float> m(n, 0.0f), v(n, 0.0f);
-    auto tokens = random_tokens(2 * config.n_ctx, config.vocab, 2), targets = random_tokens(2 * config.n_ctx, config.vocab, 3);
+    auto tokens = test::random_tokens(2 * config.n_ctx, config.vocab, 2), targets = test::random_tokens(2 * config.n_ctx, config.vocab, 3);
     auto upper_is_zero = [&](const float* x) {
       for (const ParamInfo& p : model.params().entries()) {
         if (!p.lower_triangular) continue;
@@ -148,7 +141,7 @@ TEST_CASE("a tiny model of every kind overfits one batch", "[model][train]") {
     model.init_params(9);
     const size_t n = model.num_params();
     std::vector<float> m(n, 0.0f), v(n, 0.0f);
-    auto tokens = random_tokens(2 * config.n_ctx, config.vocab, 4);
+    auto tokens = test::random_tokens(2 * config.n_ctx, config.vocab, 4);
     std::vector<int32_t> targets(tokens.size());
     for (size_t i = 0; i < tokens.size(); ++i) targets[i] = (i + 1) % config.n_ctx ? tokens[i + 1] : -1;
     double loss = 0;

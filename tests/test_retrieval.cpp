@@ -11,21 +11,17 @@
 using namespace mm;
 using Catch::Matchers::Contains;
 
-namespace {
-void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-}  // namespace
-
 TEST_CASE("pairs files: good lines parse, bad ones name their line", "[retrieval][io]") {
   test::TempDir tmp;
-  write(tmp.file("ok.jsonl"), "{\"id\": \"a\", \"summary\": \"s1\", \"story\": \"t1\"}\n\n{\"id\": \"b\", \"summary\": \"s2\", \"story\": \"t2\"}\n");
+  test::write_text(tmp.file("ok.jsonl"), "{\"id\": \"a\", \"summary\": \"s1\", \"story\": \"t1\"}\n\n{\"id\": \"b\", \"summary\": \"s2\", \"story\": \"t2\"}\n");
   auto pairs = read_pairs(tmp.file("ok.jsonl"));
   REQUIRE(pairs.size() == 2);
   CHECK(pairs[1].story == "t2");
-  write(tmp.file("bad.jsonl"), "{\"id\": \"a\", \"summary\": \"s\", \"story\": \"t\"}\n{\"id\": \"b\", \"summary\": \"s\" \"story\": \"t\"}\n");
+  test::write_text(tmp.file("bad.jsonl"), "{\"id\": \"a\", \"summary\": \"s\", \"story\": \"t\"}\n{\"id\": \"b\", \"summary\": \"s\" \"story\": \"t\"}\n");
   CHECK_THROWS_WITH(read_pairs(tmp.file("bad.jsonl")), Contains("bad.jsonl:2") && Contains("malformed JSON"));
-  write(tmp.file("missing.jsonl"), "{\"id\": \"a\", \"summary\": \"s\"}\n");
+  test::write_text(tmp.file("missing.jsonl"), "{\"id\": \"a\", \"summary\": \"s\"}\n");
   CHECK_THROWS_WITH(read_pairs(tmp.file("missing.jsonl")), Contains("missing.jsonl:1") && Contains("\"story\""));
-  write(tmp.file("dup.jsonl"), "{\"id\": \"a\", \"summary\": \"s\", \"story\": \"t\"}\n{\"id\": \"a\", \"summary\": \"x\", \"story\": \"y\"}\n");
+  test::write_text(tmp.file("dup.jsonl"), "{\"id\": \"a\", \"summary\": \"s\", \"story\": \"t\"}\n{\"id\": \"a\", \"summary\": \"x\", \"story\": \"y\"}\n");
   CHECK_THROWS_WITH(read_pairs(tmp.file("dup.jsonl")), Contains("dup.jsonl:2") && Contains("duplicate id"));
 }
 
