@@ -37,7 +37,7 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
 }  // namespace
 
 double sum_squares(Context& ctx, const float* x, size_t n) {
-  float* partial = ctx.scratch(10, kBlocks);
+  float* partial = ctx.scratch(kSlotAdamPartial, kBlocks);
   sum_squares_kernel<<<kBlocks, kThreads, 0, ctx.stream()>>>(partial, x, n);
   MM_LAUNCH_CHECK();
   std::vector<float> host(kBlocks);

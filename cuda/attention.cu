@@ -6,7 +6,16 @@ namespace mm::cuda {
 
 namespace {
 
-__global__ void rope_kernel(float* qkv, int B, int T, int D, int H, float direction) {
+// table[t, i] = (cos, sin) of t * 10000^(-2i/Dh), computed in double and rounded once.
+__global__ void rope_table_kernel(float2* table, int T, int half, int Dh) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= T * half) return;
+  const int t = k / half, i = k % half;
+  const double angle = t * pow(10000.0, -2.0 * i / Dh);
+  table[k] = make_float2(static_cast<float>(cos(angle)), static_cast<float>(sin(angle)));
+}
+
+__global__ void rope_kernel(float* qkv, const float2* table, int B, int T, int D, int H, float direction) {
   const int Dh = D / H, half = Dh / 2;
   const size_t total = static_cast<size_t>(B) * T * 2 * H * half;
   for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -16,8 +25,8 @@ __global__ void rope_kernel(float* qkv, int B, int T, int D, int H, float direct
     const size_t bt = k / (static_cast<size_t>(half) * H * 2);
     const int t = static_cast<int>(bt % T);
     float* x = qkv + bt * 3 * D + part * D + h * Dh;
-    const double angle = t * pow(10000.0, -2.0 * i / Dh);
-    const float c = static_cast<float>(cos(angle)), s = direction * static_cast<float>(sin(angle));
+    const float2 cs = table[static_cast<size_t>(t) * half + i];
+    const float c = cs.x, s = direction * cs.y;
     const float x1 = x[i], x2 = x[i + half];
     x[i] = x1 * c - x2 * s;
     x[i + half] = x2 * c + x1 * s;
@@ -81,24 +90,27 @@ __global__ void softmax_backward_kernel(float* dp, const float* p, int rows, int
 }
 
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
+
+void rope(Context& ctx, float* qkv, int B, int T, int D, int H, float direction) {
+  const int Dh = D / H, half = Dh / 2;
+  auto* table = reinterpret_cast<float2*>(ctx.scratch(kSlotRopeTable, static_cast<size_t>(T) * half * 2));
+  rope_table_kernel<<<blocks_for(static_cast<size_t>(T) * half, 256), 256, 0, ctx.stream()>>>(table, T, half, Dh);
+  MM_LAUNCH_CHECK();
+  rope_kernel<<<grid(ctx, static_cast<size_t>(B) * T * D), 256, 0, ctx.stream()>>>(qkv, table, B, T, D, H, direction);
+  MM_LAUNCH_CHECK();
+}
 }  // namespace
 
-void rope_forward(Context& ctx, float* qkv, int B, int T, int D, int H) {
-  rope_kernel<<<grid(ctx, static_cast<size_t>(B) * T * D), 256, 0, ctx.stream()>>>(qkv, B, T, D, H, 1.f);
-  MM_LAUNCH_CHECK();
-}
-void rope_backward(Context& ctx, float* dqkv, int B, int T, int D, int H) {
-  rope_kernel<<<grid(ctx, static_cast<size_t>(B) * T * D), 256, 0, ctx.stream()>>>(dqkv, B, T, D, H, -1.f);
-  MM_LAUNCH_CHECK();
-}
+void rope_forward(Context& ctx, float* qkv, int B, int T, int D, int H) { rope(ctx, qkv, B, T, D, H, 1.f); }
+void rope_backward(Context& ctx, float* dqkv, int B, int T, int D, int H) { rope(ctx, dqkv, B, T, D, H, -1.f); }
 
 void attention_forward(Context& ctx, float* out, float* probs, const float* qkv, int B, int T, int D, int H) {
   const int Dh = D / H;
   const size_t n = static_cast<size_t>(B) * T * D;
-  float* q = ctx.scratch(2, n);
-  float* k = ctx.scratch(3, n);
-  float* v = ctx.scratch(4, n);
-  float* o = ctx.scratch(5, n);
+  float* q = ctx.scratch(kSlotHeadsQ, n);
+  float* k = ctx.scratch(kSlotHeadsK, n);
+  float* v = ctx.scratch(kSlotHeadsV, n);
+  float* o = ctx.scratch(kSlotHeadsOut, n);
   split_heads(ctx, q, qkv, 0, B, T, D, H, 3 * D);
   split_heads(ctx, k, qkv, 1, B, T, D, H, 3 * D);
   split_heads(ctx, v, qkv, 2, B, T, D, H, 3 * D);
@@ -116,12 +128,12 @@ void attention_forward(Context& ctx, float* out, float* probs, const float* qkv,
 void attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T, int D, int H) {
   const int Dh = D / H;
   const size_t n = static_cast<size_t>(B) * T * D;
-  float* q = ctx.scratch(2, n);
-  float* k = ctx.scratch(3, n);
-  float* v = ctx.scratch(4, n);
-  float* dO = ctx.scratch(5, n);
-  float* dp = ctx.scratch(8, static_cast<size_t>(B) * H * T * T);
-  float* dh = ctx.scratch(9, n);
+  float* q = ctx.scratch(kSlotHeadsQ, n);
+  float* k = ctx.scratch(kSlotHeadsK, n);
+  float* v = ctx.scratch(kSlotHeadsV, n);
+  float* dO = ctx.scratch(kSlotHeadsOut, n);
+  float* dp = ctx.scratch(kSlotScoresGrad, static_cast<size_t>(B) * H * T * T);
+  float* dh = ctx.scratch(kSlotHeadsGrad, n);
   split_heads(ctx, q, qkv, 0, B, T, D, H, 3 * D);
   split_heads(ctx, k, qkv, 1, B, T, D, H, 3 * D);
   split_heads(ctx, v, qkv, 2, B, T, D, H, 3 * D);

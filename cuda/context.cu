@@ -3,7 +3,7 @@
 
 namespace mm::cuda {
 
-Context::Context(bool strict_fp32) : strict_(strict_fp32) {
+Context::Context(Precision precision) : precision_(precision) {
   int device = 0;
   MM_CUDA_CHECK(cudaGetDevice(&device));
   cudaDeviceProp prop{};
@@ -38,8 +38,54 @@ float* Context::scratch(int slot, size_t floats) {
   return static_cast<float*>(ptr);
 }
 
+namespace {
+__global__ void round_to_bf16_kernel(__nv_bfloat16* dst, const float* src, size_t n) {
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  const size_t quads = n / 4;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < quads; i += stride) {
+    const float4 v = reinterpret_cast<const float4*>(src)[i];
+    reinterpret_cast<__nv_bfloat162*>(dst)[2 * i] = __floats2bfloat162_rn(v.x, v.y);
+    reinterpret_cast<__nv_bfloat162*>(dst)[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
+  }
+  for (size_t i = 4 * quads + blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += stride) dst[i] = __float2bfloat16_rn(src[i]);
+}
+__global__ void round_to_bf16_unaligned_kernel(__nv_bfloat16* dst, const float* src, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+// Elements from the first to the last one a row-major operand reads: op(X) is rows x cols, stored
+// transposed when trans, batch copies `stride` apart.
+size_t operand_span(bool trans, int rows, int cols, int ld, long long stride, int batch) {
+  const size_t stored_rows = trans ? cols : rows, stored_cols = trans ? rows : cols;
+  return static_cast<size_t>(batch - 1) * stride + (stored_rows - 1) * static_cast<size_t>(ld) + stored_cols;
+}
+}  // namespace
+
+const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n) {
+  auto* dst = reinterpret_cast<__nv_bfloat16*>(ctx.scratch(slot, (n + 1) / 2));
+  const int blocks = static_cast<int>(std::min<size_t>(blocks_for(n / 4 + 1, 256), static_cast<size_t>(ctx.sm_count()) * 16));
+  if (reinterpret_cast<uintptr_t>(src) % 16 == 0) round_to_bf16_kernel<<<blocks, 256, 0, ctx.stream()>>>(dst, src, n);
+  else round_to_bf16_unaligned_kernel<<<blocks, 256, 0, ctx.stream()>>>(dst, src, n);
+  MM_LAUNCH_CHECK();
+  return dst;
+}
+
+void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const __nv_bfloat16* A, int lda, long long stride_a,
+               const __nv_bfloat16* B, int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch) {
+  MM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(ctx.cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                             &alpha, B, CUDA_R_16BF, ldb, stride_b, A, CUDA_R_16BF, lda, stride_a, &beta, C, CUDA_R_32F, ldc,
+                                             stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 void gemm(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, long long stride_a,
           const float* B, int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch) {
+  if (ctx.precision() == Precision::Bf16) {
+    const __nv_bfloat16* a16 = to_bf16(ctx, kSlotCastA, A, operand_span(trans_a, M, K, lda, stride_a, batch));
+    const __nv_bfloat16* b16 = to_bf16(ctx, kSlotCastB, B, operand_span(trans_b, K, N, ldb, stride_b, batch));
+    gemm_bf16(ctx, trans_a, trans_b, M, N, K, alpha, a16, lda, stride_a, b16, ldb, stride_b, beta, C, ldc, stride_c, batch);
+    return;
+  }
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   MM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(ctx.cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
                                              &alpha, B, CUDA_R_32F, ldb, stride_b, A, CUDA_R_32F, lda, stride_a, &beta, C, CUDA_R_32F, ldc,

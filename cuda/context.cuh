@@ -2,10 +2,13 @@
 // failures into mm::Error with a HINT.
 #pragma once
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <string>
 #include <vector>
+
+#include "ops/ops.h"
 
 namespace mm::cuda {
 
@@ -28,18 +31,37 @@ namespace mm::cuda {
 
 #define MM_LAUNCH_CHECK() MM_CUDA_CHECK(cudaGetLastError())
 
+// Scratch buffers, one slot per use; buffers of different slots may be live at the same time.
+enum ScratchSlot : int {
+  kSlotMixMasked,     // masked_mix: the masked mixing matrix [To, Ti]
+  kSlotMixPartial,    // masked_mix: per-sequence weight gradients [B, To, Ti]
+  kSlotHeadsQ,        // attention: q (or dq) in head-major layout [B, H, T, Dh]
+  kSlotHeadsK,        // attention: k
+  kSlotHeadsV,        // attention: v
+  kSlotHeadsOut,      // attention: o / dO
+  kSlotNormProducts,  // norms: dout * x_hat [N, D]
+  kSlotColumnPartial, // reduce: column-sum partials
+  kSlotScoresGrad,    // attention: dP / dS [B, H, T, T]
+  kSlotHeadsGrad,     // attention: per-head gradient [B, H, T, Dh]
+  kSlotAdamPartial,   // adamw / sum_squares: per-block partial sums
+  kSlotRopeTable,     // attention: RoPE cos/sin table [T, Dh/2, 2]
+  kSlotCastA,         // gemm in bf16: first operand rounded to bf16
+  kSlotCastB,         // gemm in bf16: second operand
+  kSlotCastC,         // linear backward in bf16: a third operand kept for a second GEMM
+};
+
 class Context {
  public:
-  explicit Context(bool strict_fp32);
+  explicit Context(Precision precision);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
 
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t cublas() const { return cublas_; }
-  // TF32 tensor cores for fp32 GEMMs unless strict (exact fp32 for tight parity tests).
-  cublasComputeType_t compute_type() const { return strict_ ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32; }
-  bool strict() const { return strict_; }
+  // fp32 GEMMs: TF32 tensor cores unless precision is Fp32 (exact, for tight parity tests).
+  cublasComputeType_t compute_type() const { return precision_ == Precision::Fp32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32; }
+  Precision precision() const { return precision_; }
   // Scratch slot `slot` with at least `floats` elements; valid until the next call for the same slot.
   float* scratch(int slot, size_t floats);
   int sm_count() const { return sm_count_; }
@@ -54,7 +76,7 @@ class Context {
  private:
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  bool strict_;
+  Precision precision_;
   int sm_count_ = 0;
   std::string name_;
   std::vector<std::pair<void*, size_t>> scratch_;
@@ -65,6 +87,13 @@ class Context {
 //   C_i[M,N] = alpha * op(A_i) @ op(B_i) + beta * C_i, with X_i = X + i * stride_x.
 void gemm(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, long long stride_a,
           const float* B, int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch = 1);
+
+// The same GEMM on operands already rounded to bf16 (fp32 accumulation, fp32 C).
+void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const __nv_bfloat16* A, int lda, long long stride_a,
+               const __nv_bfloat16* B, int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch = 1);
+
+// Rounds src[0, n) to bf16 into scratch slot `slot`; valid until that slot is used again.
+const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n);
 
 inline int blocks_for(size_t n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 

@@ -19,9 +19,9 @@ namespace {
 
 class CudaOps final : public Ops<float> {
  public:
-  explicit CudaOps(bool strict) : ctx_(strict) {}
+  explicit CudaOps(Precision precision) : ctx_(precision) {}
   Device device() const override { return Device::Cuda; }
-  std::string card() const override { return ctx_.name() + (ctx_.strict() ? " (fp32)" : " (tf32)"); }
+  std::string card() const override { return ctx_.name() + " (" + precision_name(ctx_.precision()) + ")"; }
 
   void* alloc_bytes(size_t bytes) override {
     void* ptr = nullptr;
@@ -115,13 +115,13 @@ class CudaOps final : public Ops<float> {
 
 }  // namespace
 
-std::unique_ptr<Ops<float>> make_cuda_ops(bool strict_fp32) {
+std::unique_ptr<Ops<float>> make_cuda_ops(Precision precision) {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     cudaGetLastError();
     cuda::throw_error("CUDA", 100, "no CUDA GPU is available", __FILE__, __LINE__);
   }
-  return std::make_unique<CudaOps>(strict_fp32);
+  return std::make_unique<CudaOps>(precision);
 }
 
 }  // namespace mm

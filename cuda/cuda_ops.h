@@ -6,7 +6,7 @@
 
 namespace mm {
 
-// strict_fp32: exact fp32 GEMMs (for tight parity); otherwise TF32 tensor cores.
-std::unique_ptr<Ops<float>> make_cuda_ops(bool strict_fp32);
+// precision: how GEMMs run (exact fp32 for tight parity, TF32, or bf16 operands with fp32 accumulation).
+std::unique_ptr<Ops<float>> make_cuda_ops(Precision precision);
 
 }  // namespace mm

@@ -55,7 +55,7 @@ int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(bloc
 void mix_forward(Context& ctx, float* out, const float* inp, const float* w, const float* c, int B, int Ti, int To, int D, int G, bool causal) {
   const int Dg = D / G;
   const size_t mat = static_cast<size_t>(To) * Ti;
-  float* masked = ctx.scratch(0, mat);
+  float* masked = ctx.scratch(kSlotMixMasked, mat);
   for (int g = 0; g < G; ++g) {
     lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti, causal);
     MM_LAUNCH_CHECK();
@@ -70,8 +70,8 @@ void mix_forward(Context& ctx, float* out, const float* inp, const float* w, con
 void mix_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* dout, const float* inp, const float* w, int B, int Ti, int To, int D, int G, bool causal) {
   const int Dg = D / G;
   const size_t mat = static_cast<size_t>(To) * Ti;
-  float* masked = ctx.scratch(0, mat);
-  float* partial = ctx.scratch(1, static_cast<size_t>(B) * mat);
+  float* masked = ctx.scratch(kSlotMixMasked, mat);
+  float* partial = ctx.scratch(kSlotMixPartial, static_cast<size_t>(B) * mat);
   for (int g = 0; g < G; ++g) {
     lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti, causal);
     MM_LAUNCH_CHECK();

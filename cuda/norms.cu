@@ -87,7 +87,7 @@ void layernorm_backward(Context& ctx, float* dx, float* dw, float* db, const flo
                         const float* rstd, int N, int D) {
   layernorm_backward_kernel<<<row_blocks(N), 32 * kWarpsPerBlock, 0, ctx.stream()>>>(dx, dout, x, w, mean, rstd, N, D);
   MM_LAUNCH_CHECK();
-  float* prod = ctx.scratch(6, static_cast<size_t>(N) * D);
+  float* prod = ctx.scratch(kSlotNormProducts, static_cast<size_t>(N) * D);
   norm_weight_products<<<grid(ctx, static_cast<size_t>(N) * D), 256, 0, ctx.stream()>>>(prod, dout, x, mean, rstd, N, D);
   MM_LAUNCH_CHECK();
   column_sum_accumulate(ctx, dw, prod, N, D);
@@ -102,7 +102,7 @@ void rmsnorm_forward(Context& ctx, float* out, float* rstd, const float* x, cons
 void rmsnorm_backward(Context& ctx, float* dx, float* dw, const float* dout, const float* x, const float* w, const float* rstd, int N, int D) {
   rmsnorm_backward_kernel<<<row_blocks(N), 32 * kWarpsPerBlock, 0, ctx.stream()>>>(dx, dout, x, w, rstd, N, D);
   MM_LAUNCH_CHECK();
-  float* prod = ctx.scratch(6, static_cast<size_t>(N) * D);
+  float* prod = ctx.scratch(kSlotNormProducts, static_cast<size_t>(N) * D);
   norm_weight_products<<<grid(ctx, static_cast<size_t>(N) * D), 256, 0, ctx.stream()>>>(prod, dout, x, nullptr, rstd, N, D);
   MM_LAUNCH_CHECK();
   column_sum_accumulate(ctx, dw, prod, N, D);

@@ -27,7 +27,7 @@ __global__ void column_finish(float* dst, const float* partial, int chunks, int 
 
 void column_sum_accumulate(Context& ctx, float* dst, const float* src, int rows, int cols) {
   const int chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
-  float* partial = ctx.scratch(7, static_cast<size_t>(chunks) * cols);
+  float* partial = ctx.scratch(kSlotColumnPartial, static_cast<size_t>(chunks) * cols);
   column_partials<<<dim3(blocks_for(cols, 128), chunks), 128, 0, ctx.stream()>>>(partial, src, rows, cols);
   MM_LAUNCH_CHECK();
   column_finish<<<blocks_for(cols, 128), 128, 0, ctx.stream()>>>(dst, partial, chunks, cols);

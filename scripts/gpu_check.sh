@@ -3,7 +3,8 @@
 # training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
 # $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
-#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,train,representation,retrieval,compare,torch
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,profile,train,representation,representation_llama1024,
+#     retrieval,compare,context,torch
 set -uo pipefail
 bundle=$1
 out=$2
@@ -29,6 +30,11 @@ if has bench; then
   stage "maskmix bench"
   timeout 150 "$bin" bench --device cuda --batch 32 --steps 20 --out "$res/bench_${tag}.csv" 2>&1 | tail -n 6
 fi
+if has profile; then
+  stage "maskmix bench --profile (per-op table)"
+  timeout 200 "$bin" bench --device cuda --batch 32 --steps 10 --profile 3 --out "$res/bench_profiled_${tag}.csv" \
+    --profile-out "$res/profile_${tag}.csv" 2>&1 | grep -v "^bench:"
+fi
 if has train; then
   for model in mixer:d512:l8:c512 llama:d512:l8:h4:c512; do
     stage "train $model"
@@ -45,6 +51,13 @@ if has representation; then
     > "$res/representation.log" 2>&1
   echo "representation exit $?"; grep -E "^(mixer|llama).*hamming|^== done" "$res/representation.log" | tail -n 40
 fi
+if has representation_llama1024; then
+  stage "representation: trained llama d1024 only (rows to merge into representation.csv)"
+  mkdir -p "$res/rep_llama1024"
+  PART=trained KINDS=llama WIDTHS=1024 MASKMIX="$bin" DATA="$root/data/ts" OUT="$res/rep_llama1024" WORK=/tmp/representation DEVICE=cuda \
+    timeout 300 scripts/reproduce_representation.sh > "$res/rep_llama1024/log" 2>&1
+  echo "representation_llama1024 exit $?"; tail -n 12 "$res/rep_llama1024/log"
+fi
 if has retrieval; then
   stage "retrieval (claim 3)"
   MASKMIX="$bin" DATA="$root/data/ts" PAIRS="$root/shared/retrieval" OUT="$res" WORK=/tmp/retrieval DEVICE=cuda timeout 560 \
@@ -56,6 +69,12 @@ if has compare; then
   MASKMIX="$bin" PREPARED="$root/data/ts" DATA="$root/shared" OUT="$res" WORK=/tmp/all DEVICE=cuda timeout 270 \
     scripts/reproduce_all.sh --stage compare > "$res/compare.log" 2>&1
   echo "compare exit $?"; grep -E "val|^\|" "$res/compare.log" | tail -n 14
+fi
+if has context; then
+  stage "context-length sweep (claim 8)"
+  MASKMIX="$bin" PREPARED="$root/data/ts" DATA="$root/shared" OUT="$res" WORK=/tmp/all DEVICE=cuda timeout 420 \
+    scripts/reproduce_all.sh --stage context > "$res/context.log" 2>&1
+  echo "context exit $?"; grep -E "took|: step" "$res/context.log" | tail -n 16; cat "$res/context.md" 2>/dev/null | head -n 60
 fi
 if has torch; then
   stage "PyTorch twin bench"

@@ -33,9 +33,9 @@ has() { [[ " ${stages[*]} " == *" $1 "* ]]; }
 [ -x "$bin" ] || make -j"$(nproc)" maskmix >/dev/null
 
 if [ $quick = 1 ]; then
-  d=32; dsmall=16; dlarge=48; layers=2; ctx=64; budget=(--steps 40 --warmup 10); batch=8; ctxs="16 32"; ctx_budget=(--steps 30 --warmup 10)
+  d=32; dsmall=16; dlarge=48; layers=2; ctx=64; budget=(--steps 40 --warmup 10); batch=8; ctxs="16 32"; ctx_tokens=128; ctx_budget=(--steps 30 --warmup 10)
 else
-  d=512; dsmall=256; dlarge=1024; layers=8; ctx=512; budget=(--epochs 2 --warmup 100); batch=32; ctxs="32 128 512 1024"; ctx_budget=(--steps 600 --warmup 100)
+  d=512; dsmall=256; dlarge=1024; layers=8; ctx=512; budget=(--epochs 2 --warmup 100); batch=32; ctxs="32 128 512 1024"; ctx_tokens=8192; ctx_budget=(--steps 550 --warmup 50)
 fi
 
 if has prepare; then
@@ -73,14 +73,19 @@ fi
 if has context; then
   stage_start context
   rows=()
+  # The paper's protocol (PAPER.md 3.5): packed rows and the same tokens per step at every context
+  # (batch = ctx_tokens / n_ctx), so equal steps are equal tokens; mixer and llama at equal width, and
+  # the paper's matched-memory pair (the mixer at twice the width).
   for c in $ctxs; do
-    train_run "ctx${c}_mixer" "mixer:d$d:l$layers:c$c" --padding packed "${ctx_budget[@]}"
-    train_run "ctx${c}_llama" "llama:d$d:l$layers:h4:c$c" --padding packed "${ctx_budget[@]}"
-    rows+=("$work/ctx${c}_mixer" "$work/ctx${c}_llama")
+    cb=$(( ctx_tokens / c ))
+    batch=$cb train_run "ctx${c}_mixer" "mixer:d$d:l$layers:c$c" --padding packed "${ctx_budget[@]}"
+    batch=$cb train_run "ctx${c}_mixer_wide" "mixer:d$((2 * d)):l$layers:c$c" --padding packed "${ctx_budget[@]}"
+    batch=$cb train_run "ctx${c}_llama" "llama:d$d:l$layers:h4:c$c" --padding packed "${ctx_budget[@]}"
+    rows+=("$work/ctx${c}_mixer" "$work/ctx${c}_mixer_wide" "$work/ctx${c}_llama")
   done
-  # different contexts see different token counts per step: compare per context, then collect
+  # the loss depends on the context length itself: compare per context, then collect
   : > "$out/context.md"
-  for c in $ctxs; do "$bin" compare "$work/ctx${c}_mixer" "$work/ctx${c}_llama" | tee -a "$out/context.md"; done
+  for c in $ctxs; do "$bin" compare "$work/ctx${c}_mixer" "$work/ctx${c}_mixer_wide" "$work/ctx${c}_llama" | tee -a "$out/context.md"; done
   "$bin" compare "${rows[@]}" --out "$out/context.csv" > /dev/null
   stage_end context
 fi

@@ -6,6 +6,7 @@
 # under each family's own init (--init paper) and under matched inits (torch, hf). Trained models come
 # from the prepared TinyStories shards, with a checkpoint per epoch (metric vs step).
 # Usage: scripts/reproduce_representation.sh [--quick]     env: DEVICE, DATA (prepared folder), OUT, WORK
+#   PART=trained KINDS=llama WIDTHS=1024 redo one part and append its rows to an existing representation.csv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
@@ -16,11 +17,12 @@ work=${WORK:-runs/representation}
 bin=${MASKMIX:-./maskmix}
 mkdir -p "$out" "$work"
 csv="$out/representation.csv"
-rm -f "$csv" "${csv%.csv}.meta"
+part=${PART:-all}  # all, untrained or trained
+[ "$part" = all ] && rm -f "$csv" "${csv%.csv}.meta"
 if [ $quick = 1 ]; then
-  widths="64"; matched=64; ctx=32; layers=2; train=(--steps 60); batch=8; stories=2; steps=60; fair_steps=60; heads=4
+  widths=${WIDTHS:-64}; matched=64; ctx=32; layers=2; train=(--steps 60); batch=8; stories=2; steps=60; fair_steps=60; heads=4
 else
-  widths="256 512 1024"; matched=512; ctx=512; layers=8; train=(--epochs 2); batch=32; stories=10; steps=500; fair_steps=500; heads=4
+  widths=${WIDTHS:-256 512 1024}; matched=512; ctx=512; layers=8; train=(--epochs 2); batch=32; stories=10; steps=500; fair_steps=500; heads=4
 fi
 paper=(--steps $steps)
 fair=(--steps $fair_steps --optimizer adam --search-init embedding --lr 0.1 --lr-end 0.01 --lr-scale auto)
@@ -28,6 +30,8 @@ start=$(date +%s)
 inv() { "$bin" invert --device "$device" --data "$data" --stories $stories --out "$csv" "$@" | tail -n 1; }
 desc() { [ "$1" = mixer ] && echo "mixer:d$2:l$layers:c$ctx" || echo "llama:d$2:l$layers:h$heads:c$ctx"; }
 
+kinds=${KINDS:-mixer llama}
+if [ "$part" != trained ]; then
 echo "== untrained models, each family's own init (paper) and matched inits ($device)"
 for d in $widths; do
   for kind in mixer llama; do
@@ -41,13 +45,15 @@ for init in torch hf; do
     inv --untrained "$(desc $kind $matched)" --init $init "${fair[@]}"
   done
 done
+fi
 
+[ "$part" = untrained ] && exit 0
 echo "== trained models (${train[*]}, batch $batch), metric vs step"
 rows=$(grep -o '"train":{[^}]*"stories":[0-9]*' "$data/manifest.json" | grep -o '[0-9]*$')
 per_epoch=$(( (rows + batch - 1) / batch ))
 [ $quick = 1 ] && per_epoch=30
 for d in $widths; do
-  for kind in mixer llama; do
+  for kind in $kinds; do
     run="$work/${kind}_d$d"
     rm -rf "$run"
     "$bin" train --device "$device" --model "$(desc $kind $d)" --data "$data" --batch $batch "${train[@]}" --warmup 100 --lr 1e-3 \

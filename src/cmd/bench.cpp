@@ -15,8 +15,32 @@
 #include "model/flops.h"
 #include "model/model.h"
 #include "ops/backend.h"
+#include "ops/profiled_ops.h"
 
 namespace mm {
+
+namespace {
+// Prints the ops that take the most time per step and writes every row to the profile CSV.
+void print_profile(const std::vector<OpTiming>& timings, int steps, double step_seconds, const std::string& config, int batch, const std::string& card,
+                   CsvWriter& csv) {
+  double total = 0;
+  for (const OpTiming& t : timings) total += t.seconds;
+  std::cout << fmt::format("  profile of {} ({} steps, each op synchronized): {:.2f} ms per step in ops, {:.2f} ms unprofiled\n", config, steps,
+                           1e3 * total / steps, 1e3 * step_seconds);
+  std::cout << fmt::format("  {:<20} {:<26} {:>6} {:>9} {:>7}\n", "op", "shape", "calls", "ms/step", "share");
+  double shown = 0;
+  for (const OpTiming& t : timings) {
+    const double share = total > 0 ? t.seconds / total : 0;
+    csv.row({config, std::to_string(batch), t.op, t.shape, fmt::format("{:.2f}", static_cast<double>(t.calls) / steps),
+             fmt::format("{:.4f}", 1e3 * t.seconds / steps), fmt::format("{:.4f}", share), card});
+    if (shown < 0.95) {
+      std::cout << fmt::format("  {:<20} {:<26} {:>6.1f} {:>9.3f} {:>6.1f}%\n", t.op, t.shape, static_cast<double>(t.calls) / steps,
+                               1e3 * t.seconds / steps, 100 * share);
+      shown += share;
+    }
+  }
+}
+}  // namespace
 
 int cmd_bench(int argc, char** argv) {
   cxxopts::Options options("maskmix bench", "Time training steps of model configs on synthetic tokens (median after warm-up).");
@@ -27,24 +51,35 @@ int cmd_bench(int argc, char** argv) {
       ("steps", "timed steps per config", cxxopts::value<int>()->default_value("20"))
       ("warmup-steps", "untimed steps first", cxxopts::value<int>()->default_value("3"))
       ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cuda"))
-      ("precision", "CUDA matmuls: tf32 or fp32", cxxopts::value<std::string>()->default_value("tf32"))
+      ("precision", "CUDA matmuls: bf16, tf32 or fp32", cxxopts::value<std::string>()->default_value("bf16"))
       ("vocab", "vocabulary size", cxxopts::value<int>()->default_value("4096"))
       ("peak-tflops", "dense peak for MFU (H100 SXM bf16: 989)", cxxopts::value<double>()->default_value("989"))
+      ("profile", "after timing, profile this many more steps per op (each op synchronized; 0 = off)",
+       cxxopts::value<int>()->default_value("0"))
+      ("profile-out", "CSV for the per-op profile", cxxopts::value<std::string>()->default_value("results/profile.csv"))
       ("out", "CSV file to write", cxxopts::value<std::string>()->default_value("results/bench.csv"));
   cxxopts::ParseResult args;
   if (!parse_cli(options, argc, argv, args)) return 0;
   const int batch = args["batch"].as<int>(), steps = args["steps"].as<int>(), warmup = args["warmup-steps"].as<int>();
-  if (batch <= 0 || steps <= 0 || warmup < 0) throw UsageError("--batch and --steps must be positive", "e.g. --batch 32 --steps 20");
+  const int profile_steps = args["profile"].as<int>();
+  if (batch <= 0 || steps <= 0 || warmup < 0 || profile_steps < 0)
+    throw UsageError("--batch and --steps must be positive, --warmup-steps and --profile not negative", "e.g. --batch 32 --steps 20");
   std::vector<std::string> configs;
   std::stringstream list(args["configs"].as<std::string>());
   for (std::string c; std::getline(list, c, ',');)
     if (!c.empty()) configs.push_back(c);
 
-  auto backend = make_backend(parse_device(args["device"].as<std::string>()), args["precision"].as<std::string>() == "fp32");
-  Ops<float>& ops = *backend;
+  auto backend = make_backend(parse_device(args["device"].as<std::string>()), parse_precision(args["precision"].as<std::string>()));
+  ProfiledOps<float> ops(*backend);
   const std::string out_path = args["out"].as<std::string>();
   CsvWriter csv(out_path, {"config", "batch", "tokens_per_s", "step_ms", "tflops", "mfu", "peak_mem_gb", "card"});
   write_meta(out_path, RunMeta{joined_command_line(argc, argv), {}}, ops.card());
+  const std::string profile_path = args["profile-out"].as<std::string>();
+  std::unique_ptr<CsvWriter> profile_csv;
+  if (profile_steps > 0) {
+    profile_csv = std::make_unique<CsvWriter>(profile_path, std::vector<std::string>{"config", "batch", "op", "shape", "calls_per_step", "ms_per_step", "share", "card"});
+    write_meta(profile_path, RunMeta{joined_command_line(argc, argv), {}}, ops.card());
+  }
   std::cout << fmt::format("{:<28} {:>6} {:>12} {:>10} {:>8} {:>7} {:>8}\n", "config", "batch", "tokens/s", "step ms", "TFLOP/s", "MFU", "mem GB");
   for (const std::string& descriptor : configs) {
     ModelConfig config = ModelConfig::parse(descriptor, args["vocab"].as<int>());
@@ -57,15 +92,18 @@ int cmd_bench(int argc, char** argv) {
     for (auto& t : tokens) t = static_cast<int32_t>(rng.below(config.vocab));
     for (auto& t : targets) t = static_cast<int32_t>(rng.below(config.vocab));
     std::vector<double> times;
-    for (int s = 0; s < warmup + steps; ++s) {
-      auto t0 = std::chrono::steady_clock::now();
+    auto train_step = [&](int step) {
       model.zero_grad();
       model.forward(tokens.data(), targets.data(), batch, true);
       model.backward();
       const double norm = std::sqrt(ops.sum_squares(model.grad_data(), n));
-      ops.adamw(model.param_data(), model.grad_data(), m.get(), v.get(), n, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, s + 1,
+      ops.adamw(model.param_data(), model.grad_data(), m.get(), v.get(), n, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, step,
                 norm > 1.0 ? static_cast<float>(1.0 / norm) : 1.0f);
       ops.synchronize();
+    };
+    for (int s = 0; s < warmup + steps; ++s) {
+      auto t0 = std::chrono::steady_clock::now();
+      train_step(s + 1);
       if (s >= warmup) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       std::cerr << fmt::format("\rbench: {} step {}/{}   ", descriptor, s + 1, warmup + steps) << std::flush;
     }
@@ -82,7 +120,15 @@ int cmd_bench(int argc, char** argv) {
              fmt::format("{:.4f}", tflops), ops.device() == Device::Cuda ? fmt::format("{:.4f}", mfu) : "", fmt::format("{:.3f}", mem_gb), ops.card()});
     std::cout << fmt::format("{:<28} {:>6} {:>12.0f} {:>10.1f} {:>8.3f} {:>7} {:>8.2f}\n", descriptor, batch, tokens_per_s, median * 1e3, tflops,
                              ops.device() == Device::Cuda ? fmt::format("{:.1f}%", 100 * mfu) : "-", mem_gb);
+    if (profile_steps > 0) {
+      ops.reset();
+      ops.set_enabled(true);
+      for (int s = 0; s < profile_steps; ++s) train_step(warmup + steps + s + 1);
+      ops.set_enabled(false);
+      print_profile(ops.timings(), profile_steps, median, descriptor, batch, ops.card(), *profile_csv);
+    }
   }
+  if (profile_steps > 0) std::cout << "per-op profile written to " << profile_path << "\n";
   return 0;
 }
 

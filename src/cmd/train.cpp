@@ -123,7 +123,8 @@ int cmd_train(int argc, char** argv) {
       ("out", "run folder (checkpoints, train.csv)", cxxopts::value<std::string>()->default_value(""))
       ("resume", "continue the run in this folder bit-exactly (its settings are reused; --steps may extend it)", cxxopts::value<std::string>()->default_value(""))
       ("device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))
-      ("precision", "CUDA matmuls: tf32 (tensor cores) or fp32 (exact, for parity checks)", cxxopts::value<std::string>()->default_value("tf32"))
+      ("precision", "CUDA matmuls: bf16 (operands rounded, fp32 accumulate), tf32, or fp32 (exact, for parity checks)",
+       cxxopts::value<std::string>()->default_value("bf16"))
       ("init", "paper (each family as in the paper's code), torch or hf", cxxopts::value<std::string>()->default_value("paper"))
       ("padding", "left (the paper's), right or packed", cxxopts::value<std::string>()->default_value("left"))
       ("batch", "sequences per step", cxxopts::value<int>()->default_value("16"))
@@ -206,8 +207,7 @@ int cmd_train(int argc, char** argv) {
       fail(fmt::format("{}: the run was trained with another tokenizer than {}", s.out, s.data), "resume with the data folder the run started with");
   }
 
-  if (s.precision != "tf32" && s.precision != "fp32") throw UsageError(fmt::format("unknown precision '{}'", s.precision), "use --precision tf32 or fp32");
-  auto backend = make_backend(parse_device(s.device), s.precision == "fp32");
+  auto backend = make_backend(parse_device(s.device), parse_precision(s.precision));
   Ops<float>& ops = *backend;
   Model<float> model(config, ops, s.batch);
   const size_t n_params = model.num_params();

@@ -15,14 +15,21 @@ Device parse_device(const std::string& name) {
   throw UsageError(fmt::format("unknown device '{}'", name), "use --device cpu or --device cuda");
 }
 
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::Fp32;
+  if (name == "tf32") return Precision::Tf32;
+  if (name == "bf16") return Precision::Bf16;
+  throw UsageError(fmt::format("unknown precision '{}'", name), "use --precision bf16 (fastest), tf32, or fp32 (exact, for parity checks)");
+}
+
 #ifndef MASKMIX_CUDA
 int cuda_device_count() { return 0; }
 #endif
 
-std::unique_ptr<Ops<float>> make_backend(Device device, bool strict_fp32) {
+std::unique_ptr<Ops<float>> make_backend(Device device, Precision precision) {
   if (device == Device::Cpu) return std::make_unique<CpuOps<float>>();
 #ifdef MASKMIX_CUDA
-  return make_cuda_ops(strict_fp32);
+  return make_cuda_ops(precision);
 #else
   fail("this maskmix was built without CUDA", "rebuild on a machine with nvcc (make clean && make), or use --device cpu");
 #endif

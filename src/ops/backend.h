@@ -8,8 +8,9 @@
 namespace mm {
 
 Device parse_device(const std::string& name);
-// strict_fp32 (CUDA only): exact fp32 GEMMs instead of TF32 tensor cores.
-std::unique_ptr<Ops<float>> make_backend(Device device, bool strict_fp32 = false);
+Precision parse_precision(const std::string& name);  // fp32, tf32 or bf16
+// precision: how CUDA matmuls run (ignored on the CPU).
+std::unique_ptr<Ops<float>> make_backend(Device device, Precision precision = Precision::Tf32);
 // Number of usable CUDA devices (0 when built without CUDA or when no GPU/driver is present).
 int cuda_device_count();
 

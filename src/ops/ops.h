@@ -12,6 +12,12 @@ namespace mm {
 
 enum class Device { Cpu, Cuda };
 
+// How CUDA matmuls run: exact fp32; TF32 tensor cores; or bf16 tensor cores (each GEMM's operands are
+// rounded to bf16, accumulation and every stored tensor stay fp32: PyTorch autocast's numerics for the
+// matmuls, with fp32 activations). The CPU backend always computes in its own type.
+enum class Precision { Fp32, Tf32, Bf16 };
+inline const char* precision_name(Precision p) { return p == Precision::Fp32 ? "fp32" : p == Precision::Tf32 ? "tf32" : "bf16"; }
+
 template <class T>
 class Ops {
  public:
