@@ -13,11 +13,16 @@ Context::Context(Precision precision) : precision_(precision) {
   MM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   MM_CUBLAS_CHECK(cublasCreate(&cublas_));
   MM_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  MM_CUBLAS_CHECK(cublasLtCreate(&cublas_lt_));
+  MM_CUDA_CHECK(cudaMalloc(&lt_workspace_, kLtWorkspaceBytes));
+  track(static_cast<long long>(kLtWorkspaceBytes));
 }
 
 Context::~Context() {
   for (auto& [ptr, size] : scratch_)
     if (ptr) cudaFree(ptr);
+  if (lt_workspace_) cudaFree(lt_workspace_);
+  if (cublas_lt_) cublasLtDestroy(cublas_lt_);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
 }

@@ -1,6 +1,7 @@
 // CUDA context: stream, cuBLAS handle, grow-only scratch buffers, and checked-call macros that turn
 // failures into mm::Error with a HINT.
 #pragma once
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -39,7 +40,7 @@ enum ScratchSlot : int {
   kSlotHeadsK,        // attention: k
   kSlotHeadsV,        // attention: v
   kSlotHeadsOut,      // attention: o / dO
-  kSlotNormProducts,  // norms: dout * x_hat [N, D]
+  kSlotNormProducts,  // norms: partial column sums of dout * x_hat and dout [2, chunks, D]
   kSlotColumnPartial, // reduce: column-sum partials
   kSlotScoresGrad,    // attention: dP / dS [B, H, T, T]
   kSlotHeadsGrad,     // attention: per-head gradient [B, H, T, Dh]
@@ -59,6 +60,9 @@ class Context {
 
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t cublas() const { return cublas_; }
+  cublasLtHandle_t cublas_lt() const { return cublas_lt_; }
+  void* lt_workspace() const { return lt_workspace_; }
+  static constexpr size_t kLtWorkspaceBytes = 32u << 20;  // what cuBLASLt recommends on Hopper
   // fp32 GEMMs: TF32 tensor cores unless precision is Fp32 (exact, for tight parity tests).
   cublasComputeType_t compute_type() const { return precision_ == Precision::Fp32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32; }
   Precision precision() const { return precision_; }
@@ -76,6 +80,8 @@ class Context {
  private:
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  cublasLtHandle_t cublas_lt_ = nullptr;
+  void* lt_workspace_ = nullptr;
   Precision precision_;
   int sm_count_ = 0;
   std::string name_;

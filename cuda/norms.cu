@@ -40,13 +40,48 @@ __global__ void layernorm_backward_kernel(float* dx, const float* dout, const fl
   for (int d = lane; d < D; d += 32) dxr[d] = rs * (go[d] * w[d] - gm - (xr[d] - mu) * rs * gxm);
 }
 
-// Per-row products dout * x_hat (for dw) written to a [N, D] scratch; db is a plain column sum.
-__global__ void norm_weight_products(float* prod, const float* dout, const float* x, const float* mean, const float* rstd, int N, int D) {
-  const size_t total = static_cast<size_t>(N) * D;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t row = i / D;
-    prod[i] = dout[i] * (x[i] - (mean ? mean[row] : 0.f)) * rstd[row];
+// First pass of the norm parameter gradients, one block per (32-column tile, chunk of kParamRows rows):
+//   dw_partial[chunk, c] = sum_r dout[r,c] * x_hat[r,c],  db_partial[chunk, c] = sum_r dout[r,c]
+// with x_hat = (x - mean) * rstd (mean == nullptr: RMSNorm, no db). Rows are summed per thread row
+// and then across thread rows in a fixed order, so the result is the same on every run.
+constexpr int kParamRows = 256, kParamThreadRows = 8;
+__global__ void norm_param_partials(float* dw_partial, float* db_partial, const float* dout, const float* x, const float* mean, const float* rstd,
+                                    int N, int D) {
+  __shared__ float dw_rows[kParamThreadRows][32], db_rows[kParamThreadRows][32];
+  const int c = blockIdx.x * 32 + threadIdx.x, chunk = blockIdx.y;
+  const int r0 = chunk * kParamRows, r1 = min(N, r0 + kParamRows);
+  float dw = 0.f, db = 0.f;
+  if (c < D) {
+    for (int r = r0 + threadIdx.y; r < r1; r += kParamThreadRows) {
+      const size_t i = static_cast<size_t>(r) * D + c;
+      const float g = dout[i];
+      dw += g * (x[i] - (mean ? mean[r] : 0.f)) * rstd[r];
+      db += g;
+    }
   }
+  dw_rows[threadIdx.y][threadIdx.x] = dw;
+  db_rows[threadIdx.y][threadIdx.x] = db;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < D) {
+    for (int k = 1; k < kParamThreadRows; ++k) {
+      dw += dw_rows[k][threadIdx.x];
+      db += db_rows[k][threadIdx.x];
+    }
+    dw_partial[static_cast<size_t>(chunk) * D + c] = dw;
+    if (db_partial) db_partial[static_cast<size_t>(chunk) * D + c] = db;
+  }
+}
+
+// dw += sum_r dout * x_hat and (db != nullptr) db += sum_r dout, deterministically.
+void norm_param_grads(Context& ctx, float* dw, float* db, const float* dout, const float* x, const float* mean, const float* rstd, int N, int D) {
+  const int chunks = (N + kParamRows - 1) / kParamRows;
+  float* partial = ctx.scratch(kSlotNormProducts, static_cast<size_t>(2) * chunks * D);
+  float* dw_partial = partial;
+  float* db_partial = db ? partial + static_cast<size_t>(chunks) * D : nullptr;
+  norm_param_partials<<<dim3((D + 31) / 32, chunks), dim3(32, kParamThreadRows), 0, ctx.stream()>>>(dw_partial, db_partial, dout, x, mean, rstd, N, D);
+  MM_LAUNCH_CHECK();
+  accumulate_partials(ctx, dw, dw_partial, chunks, D);
+  if (db) accumulate_partials(ctx, db, db_partial, chunks, D);
 }
 
 __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, const float* w, int N, int D) {
@@ -75,7 +110,6 @@ __global__ void rmsnorm_backward_kernel(float* dx, const float* dout, const floa
 }
 
 int row_blocks(int N) { return (N + kWarpsPerBlock - 1) / kWarpsPerBlock; }
-int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
 }  // namespace
 
 void layernorm_forward(Context& ctx, float* out, float* mean, float* rstd, const float* x, const float* w, const float* b, int N, int D) {
@@ -87,11 +121,7 @@ void layernorm_backward(Context& ctx, float* dx, float* dw, float* db, const flo
                         const float* rstd, int N, int D) {
   layernorm_backward_kernel<<<row_blocks(N), 32 * kWarpsPerBlock, 0, ctx.stream()>>>(dx, dout, x, w, mean, rstd, N, D);
   MM_LAUNCH_CHECK();
-  float* prod = ctx.scratch(kSlotNormProducts, static_cast<size_t>(N) * D);
-  norm_weight_products<<<grid(ctx, static_cast<size_t>(N) * D), 256, 0, ctx.stream()>>>(prod, dout, x, mean, rstd, N, D);
-  MM_LAUNCH_CHECK();
-  column_sum_accumulate(ctx, dw, prod, N, D);
-  column_sum_accumulate(ctx, db, dout, N, D);
+  norm_param_grads(ctx, dw, db, dout, x, mean, rstd, N, D);
 }
 
 void rmsnorm_forward(Context& ctx, float* out, float* rstd, const float* x, const float* w, int N, int D) {
@@ -102,10 +132,7 @@ void rmsnorm_forward(Context& ctx, float* out, float* rstd, const float* x, cons
 void rmsnorm_backward(Context& ctx, float* dx, float* dw, const float* dout, const float* x, const float* w, const float* rstd, int N, int D) {
   rmsnorm_backward_kernel<<<row_blocks(N), 32 * kWarpsPerBlock, 0, ctx.stream()>>>(dx, dout, x, w, rstd, N, D);
   MM_LAUNCH_CHECK();
-  float* prod = ctx.scratch(kSlotNormProducts, static_cast<size_t>(N) * D);
-  norm_weight_products<<<grid(ctx, static_cast<size_t>(N) * D), 256, 0, ctx.stream()>>>(prod, dout, x, nullptr, rstd, N, D);
-  MM_LAUNCH_CHECK();
-  column_sum_accumulate(ctx, dw, prod, N, D);
+  norm_param_grads(ctx, dw, nullptr, dout, x, nullptr, rstd, N, D);
 }
 
 }  // namespace mm::cuda

@@ -29,6 +29,7 @@ fi
 if has bench; then
   stage "maskmix bench"
   timeout 150 "$bin" bench --device cuda --batch 32 --steps 20 --out "$res/bench_${tag}.csv" 2>&1 | tail -n 6
+  timeout 100 "$bin" bench --device cuda --precision tf32 --batch 32 --steps 20 --out "$res/bench_${tag}_tf32.csv" 2>&1 | tail -n 6
 fi
 if has profile; then
   stage "maskmix bench --profile (per-op table)"
