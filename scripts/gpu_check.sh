@@ -30,6 +30,8 @@ if has bench; then
   stage "maskmix bench"
   timeout 150 "$bin" bench --device cuda --batch 32 --steps 20 --out "$res/bench_${tag}.csv" 2>&1 | tail -n 6
   timeout 100 "$bin" bench --device cuda --precision tf32 --batch 32 --steps 20 --out "$res/bench_${tag}_tf32.csv" 2>&1 | tail -n 6
+  timeout 60 "$bin" bench --device cuda --recompute --configs mixer:d512:l8:c512,mixer:d1024:l8:c512 --batch 32 --steps 20 \
+    --out "$res/bench_${tag}_recompute.csv" 2>&1 | tail -n 3
 fi
 if has profile; then
   stage "maskmix bench --profile (per-op table)"
@@ -75,7 +77,7 @@ if has context; then
   stage "context-length sweep (claim 8)"
   MASKMIX="$bin" PREPARED="$root/data/ts" DATA="$root/shared" OUT="$res" WORK=/tmp/all DEVICE=cuda timeout 420 \
     scripts/reproduce_all.sh --stage context > "$res/context.log" 2>&1
-  echo "context exit $?"; grep -E "took|: step" "$res/context.log" | tail -n 16; cat "$res/context.md" 2>/dev/null | head -n 60
+  echo "context exit $?"; grep -E "took|: step" "$res/context.log" | tail -n 16; cat "$res/context_runs.md" 2>/dev/null | head -n 60
 fi
 if has torch; then
   stage "PyTorch twin bench"

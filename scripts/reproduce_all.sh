@@ -84,9 +84,10 @@ if has context; then
     rows+=("$work/ctx${c}_mixer" "$work/ctx${c}_mixer_wide" "$work/ctx${c}_llama")
   done
   # the loss depends on the context length itself: compare per context, then collect
-  : > "$out/context.md"
-  for c in $ctxs; do "$bin" compare "$work/ctx${c}_mixer" "$work/ctx${c}_mixer_wide" "$work/ctx${c}_llama" | tee -a "$out/context.md"; done
+  : > "$out/context_runs.md"
+  for c in $ctxs; do "$bin" compare "$work/ctx${c}_mixer" "$work/ctx${c}_mixer_wide" "$work/ctx${c}_llama" | tee -a "$out/context_runs.md"; done
   "$bin" compare "${rows[@]}" --out "$out/context.csv" > /dev/null
+  command -v gnuplot >/dev/null && scripts/plot_context.sh "$out/context.csv" "$out/context.png" > /dev/null
   stage_end context
 fi
 

@@ -165,3 +165,25 @@ TEST_CASE("activation memory estimate is per sequence and counts what the model 
   CHECK(one.activation_bytes_per_sequence() >= (3 * 16 * 32 + 16 * 64) * sizeof(float));
   CHECK(Model<float>(config, ops, 0).activation_bytes_per_sequence() == 0);
 }
+
+TEST_CASE("--recompute: mixer gradients are bit-identical with less activation memory; other kinds refuse it", "[model][recompute]") {
+  CpuOps<float> ops;
+  for (const std::string& descriptor : {"mixer:d8:l3:c6:v11", "mixer:d8:l3:c6:v11:heads2", "mixer:d8:l2:c6:v11:parallel2", "mixer:d8:l2:c6:v11:expanded2"}) {
+    INFO(descriptor);
+    ModelConfig config = ModelConfig::parse(descriptor);
+    const int B = 2;
+    Model<float> stored(config, ops, B), rebuilt(config, ops, B, /*recompute=*/true);
+    stored.init_params(5);
+    rebuilt.load_params(stored.save_params());
+    auto tokens = test::random_tokens(B * config.n_ctx, config.vocab, 6), targets = test::random_tokens(B * config.n_ctx, config.vocab, 7);
+    for (Model<float>* m : {&stored, &rebuilt}) {
+      m->zero_grad();
+      m->forward(tokens.data(), targets.data(), B, true);
+      m->backward();
+    }
+    const size_t n = stored.num_params();
+    CHECK(std::vector<float>(stored.grad_data(), stored.grad_data() + n) == std::vector<float>(rebuilt.grad_data(), rebuilt.grad_data() + n));
+    if (config.n_layers > 2) CHECK(rebuilt.activation_bytes_per_sequence() < stored.activation_bytes_per_sequence());
+  }
+  CHECK_THROWS_AS(Model<float>(ModelConfig::parse("llama:d8:l2:h2:c6:v11"), ops, 1, true), UsageError);
+}

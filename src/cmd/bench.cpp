@@ -54,6 +54,8 @@ int cmd_bench(int argc, char** argv) {
       ("precision", "CUDA matmuls: bf16, tf32 or fp32", cxxopts::value<std::string>()->default_value("bf16"))
       ("vocab", "vocabulary size", cxxopts::value<int>()->default_value("4096"))
       ("peak-tflops", "dense peak for MFU (H100 SXM bf16: 989)", cxxopts::value<double>()->default_value("989"))
+      ("recompute", "recompute each block's feed-forward activations in backward instead of storing them (less memory)",
+       cxxopts::value<bool>()->default_value("false"))
       ("profile", "after timing, profile this many more steps per op (each op synchronized; 0 = off)",
        cxxopts::value<int>()->default_value("0"))
       ("profile-out", "CSV for the per-op profile", cxxopts::value<std::string>()->default_value("results/profile.csv"))
@@ -69,21 +71,25 @@ int cmd_bench(int argc, char** argv) {
   for (std::string c; std::getline(list, c, ',');)
     if (!c.empty()) configs.push_back(c);
 
-  auto backend = make_backend(parse_device(args["device"].as<std::string>()), parse_precision(args["precision"].as<std::string>()));
-  ProfiledOps<float> ops(*backend);
-  const std::string out_path = args["out"].as<std::string>();
+  const Device device = parse_device(args["device"].as<std::string>());
+  const Precision precision = parse_precision(args["precision"].as<std::string>());
+  const bool recompute = args["recompute"].as<bool>();
+  const std::string out_path = args["out"].as<std::string>(), profile_path = args["profile-out"].as<std::string>();
   CsvWriter csv(out_path, {"config", "batch", "tokens_per_s", "step_ms", "tflops", "mfu", "peak_mem_gb", "card"});
-  write_meta(out_path, RunMeta{joined_command_line(argc, argv), {}}, ops.card());
-  const std::string profile_path = args["profile-out"].as<std::string>();
   std::unique_ptr<CsvWriter> profile_csv;
-  if (profile_steps > 0) {
+  if (profile_steps > 0)
     profile_csv = std::make_unique<CsvWriter>(profile_path, std::vector<std::string>{"config", "batch", "op", "shape", "calls_per_step", "ms_per_step", "share", "card"});
-    write_meta(profile_path, RunMeta{joined_command_line(argc, argv), {}}, ops.card());
-  }
   std::cout << fmt::format("{:<28} {:>6} {:>12} {:>10} {:>8} {:>7} {:>8}\n", "config", "batch", "tokens/s", "step ms", "TFLOP/s", "MFU", "mem GB");
   for (const std::string& descriptor : configs) {
     ModelConfig config = ModelConfig::parse(descriptor, args["vocab"].as<int>());
-    Model<float> model(config, ops, batch);
+    // a fresh backend per config, so its peak memory is this config's alone
+    auto backend = make_backend(device, precision);
+    ProfiledOps<float> ops(*backend);
+    if (&descriptor == &configs.front()) {
+      write_meta(out_path, RunMeta{joined_command_line(argc, argv), {}}, ops.card());
+      if (profile_csv) write_meta(profile_path, RunMeta{joined_command_line(argc, argv), {}}, ops.card());
+    }
+    Model<float> model(config, ops, batch, recompute);
     model.init_params(1);
     const size_t n = model.num_params();
     DeviceArray<float, float> m(ops, n), v(ops, n);

@@ -36,7 +36,7 @@ struct TrainSettings {
   int64_t steps = 0;
   double epochs = 0, lr = 5e-4, clip = 1.0, weight_decay = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   uint64_t seed = 1;
-  bool keep_checkpoints = false;
+  bool keep_checkpoints = false, recompute = false;
   std::string command_line;
 
   Json to_json() const {
@@ -47,7 +47,7 @@ struct TrainSettings {
         {"ckpt_every", Json(static_cast<int64_t>(ckpt_every))}, {"log_every", Json(static_cast<int64_t>(log_every))},
         {"steps", Json(steps)}, {"epochs", Json(epochs)}, {"lr", Json(lr)}, {"clip", Json(clip)}, {"weight_decay", Json(weight_decay)},
         {"beta1", Json(beta1)}, {"beta2", Json(beta2)}, {"eps", Json(eps)}, {"seed", Json(static_cast<int64_t>(seed))},
-        {"keep_checkpoints", Json(keep_checkpoints)}, {"command", Json(command_line)}});
+        {"keep_checkpoints", Json(keep_checkpoints)}, {"recompute", Json(recompute)}, {"command", Json(command_line)}});
   }
   static TrainSettings from_json(const Json& j) {
     TrainSettings s;
@@ -55,6 +55,8 @@ struct TrainSettings {
     s.model = o.at("model").str(); s.init = o.at("init").str(); s.data = o.at("data").str(); s.padding = o.at("padding").str();
     s.device = o.at("device").str();
     if (const Json* p = j.find("precision")) s.precision = p->str();
+    if (const Json* r = j.find("recompute")) s.recompute = r->boolean();
+    if (const Json* k = j.find("keep_checkpoints")) s.keep_checkpoints = k->boolean();
     s.batch = static_cast<int>(o.at("batch").num()); s.warmup = static_cast<int>(o.at("warmup").num());
     s.eval_every = static_cast<int>(o.at("eval_every").num()); s.eval_batches = static_cast<int>(o.at("eval_batches").num());
     s.ckpt_every = static_cast<int>(o.at("ckpt_every").num()); s.log_every = static_cast<int>(o.at("log_every").num());
@@ -137,6 +139,7 @@ int cmd_train(int argc, char** argv) {
       ("eval-every", "steps between validation losses", cxxopts::value<int>()->default_value("200"))
       ("eval-batches", "validation batches per evaluation", cxxopts::value<int>()->default_value("20"))
       ("ckpt-every", "steps between checkpoints", cxxopts::value<int>()->default_value("500"))
+      ("recompute", "mixers: recompute feed-forward activations in backward instead of storing them (less memory, same gradients)")
       ("keep-checkpoints", "also keep every checkpoint's weights in OUT/checkpoints/ (for invert --checkpoints)")
       ("log-every", "steps between progress lines and CSV rows", cxxopts::value<int>()->default_value("10"))
       ("stop-after", "stop (with a checkpoint) after this many steps of this invocation", cxxopts::value<int64_t>()->default_value("0"))
@@ -184,6 +187,7 @@ int cmd_train(int argc, char** argv) {
     s.log_every = args["log-every"].as<int>();
     s.seed = args["seed"].as<uint64_t>();
     s.keep_checkpoints = args.count("keep-checkpoints") > 0;
+    s.recompute = args.count("recompute") > 0;
     s.command_line = joined_command_line(argc, argv);
     s.out = args["out"].as<std::string>();
   }
@@ -209,7 +213,7 @@ int cmd_train(int argc, char** argv) {
 
   auto backend = make_backend(parse_device(s.device), parse_precision(s.precision));
   Ops<float>& ops = *backend;
-  Model<float> model(config, ops, s.batch);
+  Model<float> model(config, ops, s.batch, s.recompute);
   const size_t n_params = model.num_params();
   DeviceArray<float, float> adam_m(ops, n_params), adam_v(ops, n_params);
   Batcher batcher(*data.train, config.n_ctx, s.batch, padding, s.seed);

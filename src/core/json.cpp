@@ -13,6 +13,10 @@ const std::string& Json::str() const {
   if (!is_string()) throw std::runtime_error("expected a string");
   return std::get<std::string>(value_);
 }
+bool Json::boolean() const {
+  if (!std::holds_alternative<bool>(value_)) throw std::runtime_error("expected true or false");
+  return std::get<bool>(value_);
+}
 double Json::num() const {
   if (!is_number()) throw std::runtime_error("expected a number");
   return std::get<double>(value_);

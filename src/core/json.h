@@ -34,6 +34,7 @@ class Json {
   // Accessors throw std::runtime_error on a type mismatch; callers turn it into an mm::Error with context.
   const std::string& str() const;
   double num() const;
+  bool boolean() const;
   const Array& arr() const;
   const Object& obj() const;
   const Json* find(const std::string& key) const;  // nullptr if absent or not an object

@@ -26,9 +26,12 @@ InitRules init_rules_for(InitScheme scheme, ModelKind family) {
 }
 
 template <class T>
-int Block<T>::scratch_width(const ModelConfig& c) {
+typename Block<T>::ScratchWidths Block<T>::scratch_widths(const ModelConfig& c) {
   const int D = c.d_model, F = c.ff_mult * D;
-  return std::max({2 * F, 3 * D, c.expansion * D, D});
+  // a: the widest gradient ([N,2F] SwiGLU, [N,F] GELU, [N,3D] qkv, the expanded mixer's inner rows);
+  // b: Llama/hybrid's [N, max(F,3D)] middle gradient, else [N,D]; c: always [N,D]
+  const bool llama = c.kind == ModelKind::Llama || c.kind == ModelKind::Hybrid;
+  return {std::max({2 * F, 3 * D, c.expansion * D, D}), llama ? std::max(F, 3 * D) : D, D};
 }
 
 namespace {
@@ -51,8 +54,8 @@ struct Acts {
 template <class T>
 class MixerBlock final : public Block<T> {
  public:
-  MixerBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch)
-      : c_(c), s_(s), ops_(ops), acts_(ops) {
+  MixerBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, RecomputeBuffers<T> recompute)
+      : c_(c), s_(s), ops_(ops), acts_(ops), recompute_(recompute.pre != nullptr) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, ModelKind::Mixer);
@@ -105,8 +108,8 @@ class MixerBlock final : public Block<T> {
     mix_out_ = acts_.make(rows * D);
     x2_ = acts_.make(rows * D);
     ln2_ = acts_.make(rows * D); ln2_mean_ = acts_.make(rows); ln2_rstd_ = acts_.make(rows);
-    fc_ = acts_.make(rows * F);
-    gelu_ = acts_.make(rows * F);
+    fc_ = recompute_ ? recompute.pre : acts_.make(rows * F);
+    gelu_ = recompute_ ? recompute.act : acts_.make(rows * F);
   }
 
   void forward(const T* x, T* y, int B) override {
@@ -131,6 +134,10 @@ class MixerBlock final : public Block<T> {
     T* dff = ws.a;   // [N,F]
     T* dln = ws.b;   // [N,D]
     T* dx2 = ws.c;   // [N,D]
+    if (recompute_) {  // the shared buffers hold the last block's values: rebuild this block's (bit-identical)
+      ops_.linear_forward(fc_, ln2_, s_.p(fc_w_), s_.p(fc_b_), N, D, F);
+      ops_.gelu_forward(gelu_, fc_, static_cast<size_t>(N) * F);
+    }
     ops_.linear_backward(dff, s_.g(pr_w_), s_.g(pr_b_), dy, gelu_, s_.p(pr_w_), N, F, D);
     ops_.gelu_backward(dff, dff, fc_, static_cast<size_t>(N) * F);
     ops_.linear_backward(dln, s_.g(fc_w_), s_.g(fc_b_), dff, ln2_, s_.p(fc_w_), N, D, F);
@@ -216,6 +223,7 @@ class MixerBlock final : public Block<T> {
   const ParamStore<T>& s_;
   Ops<T>& ops_;
   Acts<T> acts_;
+  bool recompute_;  // fc_ and gelu_ are the model's shared RecomputeBuffers, rebuilt in backward
   size_t ln1_w_, ln1_b_, ln2_w_, ln2_b_, fc_w_, fc_b_, pr_w_, pr_b_, proj_w_ = 0, proj_b_ = 0, out_w_ = 0, out_b_ = 0;
   std::vector<size_t> mix_w_, mix_c_;
   const T* x_ = nullptr;
@@ -408,9 +416,10 @@ class GptBlock final : public Block<T> {
 }  // namespace
 
 template <class T>
-std::unique_ptr<Block<T>> make_block(const ModelConfig& c, int layer, ParamTable& table, const ParamStore<T>& store, Ops<T>& ops, int max_batch) {
+std::unique_ptr<Block<T>> make_block(const ModelConfig& c, int layer, ParamTable& table, const ParamStore<T>& store, Ops<T>& ops, int max_batch,
+                                     RecomputeBuffers<T> recompute) {
   switch (c.kind) {
-    case ModelKind::Mixer: return std::make_unique<MixerBlock<T>>(c, layer, table, store, ops, max_batch);
+    case ModelKind::Mixer: return std::make_unique<MixerBlock<T>>(c, layer, table, store, ops, max_batch, recompute);
     case ModelKind::Llama: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, false);
     case ModelKind::Hybrid: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, true);
     case ModelKind::Gpt: return std::make_unique<GptBlock<T>>(c, layer, table, store, ops, max_batch);
@@ -420,7 +429,9 @@ std::unique_ptr<Block<T>> make_block(const ModelConfig& c, int layer, ParamTable
 
 template class Block<float>;
 template class Block<double>;
-template std::unique_ptr<Block<float>> make_block<float>(const ModelConfig&, int, ParamTable&, const ParamStore<float>&, Ops<float>&, int);
-template std::unique_ptr<Block<double>> make_block<double>(const ModelConfig&, int, ParamTable&, const ParamStore<double>&, Ops<double>&, int);
+template std::unique_ptr<Block<float>> make_block<float>(const ModelConfig&, int, ParamTable&, const ParamStore<float>&, Ops<float>&, int,
+                                                         RecomputeBuffers<float>);
+template std::unique_ptr<Block<double>> make_block<double>(const ModelConfig&, int, ParamTable&, const ParamStore<double>&, Ops<double>&, int,
+                                                           RecomputeBuffers<double>);
 
 }  // namespace mm

@@ -48,12 +48,23 @@ class Block {
   virtual void forward(const T* x, T* y, int B) = 0;                                // x, y [B,T,D]
   virtual void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) = 0;     // dx overwritten
   virtual size_t activation_elements() const = 0;  // saved for backward, at the block's max batch
-  // Widest activation row any scratch buffer must hold, in elements per token.
-  static int scratch_width(const ModelConfig& c);
+  // Row widths (elements per token) that workspace buffers a, b and c must hold for this config.
+  struct ScratchWidths {
+    int a, b, c;
+  };
+  static ScratchWidths scratch_widths(const ModelConfig& c);
+};
+
+// Buffers shared by every block when feed-forward activations are recomputed in backward instead of
+// stored per block (mixer blocks; --recompute): pre = W1 LN(x) + b1 and act = GELU(pre), [N, F] each.
+template <class T>
+struct RecomputeBuffers {
+  T* pre = nullptr;
+  T* act = nullptr;
 };
 
 template <class T>
 std::unique_ptr<Block<T>> make_block(const ModelConfig& config, int layer, ParamTable& table, const ParamStore<T>& store, Ops<T>& ops,
-                                     int max_batch);
+                                     int max_batch, RecomputeBuffers<T> recompute = {});
 
 }  // namespace mm

@@ -7,7 +7,7 @@
 namespace mm {
 
 template <class T>
-Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch) : config_(config), ops_(ops), max_batch_(max_batch) {
+Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool recompute) : config_(config), ops_(ops), max_batch_(max_batch) {
   const int D = config.d_model, T_ = config.n_ctx, V = config.vocab;
   const InitRules r = init_rules_for(config.init, config.kind);
   wte_ = table_.entries().size();
@@ -17,7 +17,16 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch) : config_
     r.embedding(table_, "wpe.weight", {T_, D});
   }
   store_.table = &table_;
-  for (int l = 0; l < config.n_layers; ++l) blocks_.push_back(make_block<T>(config_, l, table_, store_, ops, max_batch));
+  RecomputeBuffers<T> shared;
+  if (recompute) {
+    if (config.kind != ModelKind::Mixer)
+      throw UsageError(fmt::format("--recompute is implemented for mixer blocks, not {}", config.descriptor()), "drop --recompute for this model");
+    const size_t ff = static_cast<size_t>(max_batch) * T_ * config.ff_mult * D;
+    recompute_pre_ = DeviceArray<T, T>(ops, ff);
+    recompute_act_ = DeviceArray<T, T>(ops, ff);
+    shared = {recompute_pre_.get(), recompute_act_.get()};
+  }
+  for (int l = 0; l < config.n_layers; ++l) blocks_.push_back(make_block<T>(config_, l, table_, store_, ops, max_batch, shared));
   if (config.kind == ModelKind::Llama || config.kind == ModelKind::Hybrid) final_norm_ = table_.add("final_norm.weight", {D}, InitKind::Ones);
   if (!config.tied) {
     head_ = table_.entries().size();
@@ -43,10 +52,10 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch) : config_
   dresid_a_ = DeviceArray<T, T>(ops, rows * D);
   dhidden_ = DeviceArray<T, T>(ops, rows * D);
   dresid_b_ = DeviceArray<T, T>(ops, rows * D);
-  const size_t width = static_cast<size_t>(Block<T>::scratch_width(config));
-  ws_a_ = DeviceArray<T, T>(ops, rows * width);
-  ws_b_ = DeviceArray<T, T>(ops, rows * width);
-  ws_c_ = DeviceArray<T, T>(ops, rows * width);
+  const auto widths = Block<T>::scratch_widths(config);
+  ws_a_ = DeviceArray<T, T>(ops, rows * widths.a);
+  ws_b_ = DeviceArray<T, T>(ops, rows * widths.b);
+  ws_c_ = DeviceArray<T, T>(ops, rows * widths.c);
 }
 
 template <class T>
@@ -55,7 +64,8 @@ size_t Model<T>::activation_bytes_per_sequence() const {
   size_t elements = 0;
   for (const auto& block : blocks_) elements += block->activation_elements();
   for (const auto& r : resid_) elements += r.size();
-  for (const DeviceArray<T, T>* a : {&final_, &final_rstd_, &logits_, &losses_, &dhidden_, &dresid_a_, &dresid_b_, &ws_a_, &ws_b_, &ws_c_}) elements += a->size();
+  for (const DeviceArray<T, T>* a : {&final_, &final_rstd_, &logits_, &losses_, &dhidden_, &dresid_a_, &dresid_b_, &ws_a_, &ws_b_, &ws_c_, &recompute_pre_, &recompute_act_})
+    elements += a->size();
   return elements * sizeof(T) / static_cast<size_t>(max_batch_);
 }
 

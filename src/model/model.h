@@ -16,7 +16,9 @@ template <class T>
 class Model {
  public:
   // max_batch sizes the activation buffers; 0 builds the parameter layout only (no memory).
-  Model(const ModelConfig& config, Ops<T>& ops, int max_batch);
+  // recompute (mixers): feed-forward activations are rebuilt in backward from one shared pair of
+  // buffers instead of stored per block; gradients are bit-identical, memory drops by 2(L-1) [N,4D].
+  Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool recompute = false);
   // The parameter table of a configuration, without allocating anything.
   static ParamTable layout(const ModelConfig& config);
 
@@ -72,6 +74,7 @@ class Model {
   DeviceArray<int32_t, T> tokens_, targets_;
   std::vector<DeviceArray<T, T>> resid_;  // L+1 buffers [B,T,D]
   DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dhidden_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
+  DeviceArray<T, T> recompute_pre_, recompute_act_;  // RecomputeBuffers shared by the blocks (empty unless recompute)
   int last_batch_ = 0;
   int64_t n_targets_ = 0;
 };

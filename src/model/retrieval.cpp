@@ -42,10 +42,10 @@ RetrievalModel<T>::RetrievalModel(int dim, int set_size, int n_layers, Ops<T>& o
   dscores_ = DeviceArray<T, T>(ops, rows);
   da_ = DeviceArray<T, T>(ops, rows * dim);
   db_ = DeviceArray<T, T>(ops, rows * dim);
-  const size_t width = static_cast<size_t>(Block<T>::scratch_width(config_));
-  ws_a_ = DeviceArray<T, T>(ops, rows * width);
-  ws_b_ = DeviceArray<T, T>(ops, rows * width);
-  ws_c_ = DeviceArray<T, T>(ops, rows * width);
+  const auto widths = Block<T>::scratch_widths(config_);
+  ws_a_ = DeviceArray<T, T>(ops, rows * widths.a);
+  ws_b_ = DeviceArray<T, T>(ops, rows * widths.b);
+  ws_c_ = DeviceArray<T, T>(ops, rows * widths.c);
 }
 
 template <class T>
