@@ -140,15 +140,19 @@ void attention_backward(Context& ctx, float* dqkv, const float* dout, const floa
   split_heads(ctx, dO, dout, 0, B, T, D, H, D);
   MM_LAUNCH_CHECK();
   const long long hd = static_cast<long long>(T) * Dh, tt = static_cast<long long>(T) * T;
-  gemm(ctx, false, true, T, T, Dh, 1.f, dO, Dh, hd, v, Dh, hd, 0.f, dp, T, tt, B * H);    // dP = dO v^T
-  gemm(ctx, true, false, T, Dh, T, 1.f, probs, T, tt, dO, Dh, hd, 0.f, dh, Dh, hd, B * H);  // dV = P^T dO
+  const size_t scores = static_cast<size_t>(B) * H * T * T;
+  // each operand is rounded once (precision bf16) though dO and dS each feed two GEMMs
+  const GemmOperand dO_op = gemm_operand(ctx, kSlotCastC, dO, n);
+  gemm(ctx, false, true, T, T, Dh, 1.f, dO_op, Dh, hd, gemm_operand(ctx, kSlotCastB, v, n), Dh, hd, 0.f, dp, T, tt, B * H);          // dP = dO v^T
+  gemm(ctx, true, false, T, Dh, T, 1.f, gemm_operand(ctx, kSlotCastA, probs, scores), T, tt, dO_op, Dh, hd, 0.f, dh, Dh, hd, B * H);  // dV = P^T dO
   merge_heads(ctx, dqkv, dh, 2, B, T, D, H, 3 * D);
   const int rows = B * H * T;
   softmax_backward_kernel<<<blocks_for(static_cast<size_t>(rows) * 32, 256), 256, 0, ctx.stream()>>>(dp, probs, rows, T, 1.f / sqrtf(static_cast<float>(Dh)));
   MM_LAUNCH_CHECK();
-  gemm(ctx, false, false, T, Dh, T, 1.f, dp, T, tt, k, Dh, hd, 0.f, dh, Dh, hd, B * H);  // dQ = dS k
+  const GemmOperand dS_op = gemm_operand(ctx, kSlotCastC, dp, scores);
+  gemm(ctx, false, false, T, Dh, T, 1.f, dS_op, T, tt, gemm_operand(ctx, kSlotCastB, k, n), Dh, hd, 0.f, dh, Dh, hd, B * H);  // dQ = dS k
   merge_heads(ctx, dqkv, dh, 0, B, T, D, H, 3 * D);
-  gemm(ctx, true, false, T, Dh, T, 1.f, dp, T, tt, q, Dh, hd, 0.f, dh, Dh, hd, B * H);   // dK = dS^T q
+  gemm(ctx, true, false, T, Dh, T, 1.f, dS_op, T, tt, gemm_operand(ctx, kSlotCastB, q, n), Dh, hd, 0.f, dh, Dh, hd, B * H);  // dK = dS^T q
   merge_heads(ctx, dqkv, dh, 1, B, T, D, H, 3 * D);
   MM_LAUNCH_CHECK();
 }

@@ -83,6 +83,18 @@ void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, fl
                                              stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+GemmOperand gemm_operand(Context& ctx, int slot, const float* x, size_t n) {
+  if (ctx.precision() == Precision::Bf16) return {nullptr, to_bf16(ctx, slot, x, n)};
+  return {x, nullptr};
+}
+
+void gemm(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, GemmOperand A, int lda, long long stride_a, GemmOperand B,
+          int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch) {
+  if (A.bf16 && B.bf16) gemm_bf16(ctx, trans_a, trans_b, M, N, K, alpha, A.bf16, lda, stride_a, B.bf16, ldb, stride_b, beta, C, ldc, stride_c, batch);
+  else if (A.f32 && B.f32) gemm(ctx, trans_a, trans_b, M, N, K, alpha, A.f32, lda, stride_a, B.f32, ldb, stride_b, beta, C, ldc, stride_c, batch);
+  else throw_error("maskmix", 1, "gemm operands of mixed precision (internal error)", __FILE__, __LINE__);
+}
+
 void gemm(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, long long stride_a,
           const float* B, int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch) {
   if (ctx.precision() == Precision::Bf16) {

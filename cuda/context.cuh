@@ -36,6 +36,7 @@ namespace mm::cuda {
 enum ScratchSlot : int {
   kSlotMixMasked,     // masked_mix: the masked mixing matrix [To, Ti]
   kSlotMixPartial,    // masked_mix: per-sequence weight gradients [B, To, Ti]
+  kSlotMixBiasRows,   // masked_mix: per-(sequence, row) bias-gradient partials [G, To, B]
   kSlotHeadsQ,        // attention: q (or dq) in head-major layout [B, H, T, Dh]
   kSlotHeadsK,        // attention: k
   kSlotHeadsV,        // attention: v
@@ -100,6 +101,17 @@ void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, fl
 
 // Rounds src[0, n) to bf16 into scratch slot `slot`; valid until that slot is used again.
 const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n);
+
+// A GEMM operand prepared once for several GEMMs: the fp32 array itself, or (precision bf16) its bf16
+// copy in a scratch slot. Keeps ops from rounding the same tensor twice.
+struct GemmOperand {
+  const float* f32 = nullptr;
+  const __nv_bfloat16* bf16 = nullptr;
+  GemmOperand at(size_t offset) const { return {f32 ? f32 + offset : nullptr, bf16 ? bf16 + offset : nullptr}; }
+};
+GemmOperand gemm_operand(Context& ctx, int slot, const float* x, size_t n);
+void gemm(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, GemmOperand A, int lda, long long stride_a, GemmOperand B,
+          int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch = 1);
 
 inline int blocks_for(size_t n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 

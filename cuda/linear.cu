@@ -71,14 +71,9 @@ void linear_forward(Context& ctx, float* out, const float* inp, const float* w, 
 }
 
 void linear_backward(Context& ctx, float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w, int N, int IC, int OC) {
-  if (ctx.precision() == Precision::Bf16) {  // round dout once for both GEMMs
-    const __nv_bfloat16* dout16 = to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * OC);
-    if (dinp) gemm_bf16(ctx, false, false, N, IC, OC, 1.f, dout16, OC, 0, to_bf16(ctx, kSlotCastB, w, static_cast<size_t>(OC) * IC), IC, 0, 0.f, dinp, IC, 0);
-    gemm_bf16(ctx, true, false, OC, IC, N, 1.f, dout16, OC, 0, to_bf16(ctx, kSlotCastB, inp, static_cast<size_t>(N) * IC), IC, 0, 1.f, dw, IC, 0);
-  } else {
-    if (dinp) gemm(ctx, false, false, N, IC, OC, 1.f, dout, OC, 0, w, IC, 0, 0.f, dinp, IC, 0);
-    gemm(ctx, true, false, OC, IC, N, 1.f, dout, OC, 0, inp, IC, 0, 1.f, dw, IC, 0);
-  }
+  const GemmOperand dout_op = gemm_operand(ctx, kSlotCastC, dout, static_cast<size_t>(N) * OC);  // rounded once for both GEMMs
+  if (dinp) gemm(ctx, false, false, N, IC, OC, 1.f, dout_op, OC, 0, gemm_operand(ctx, kSlotCastB, w, static_cast<size_t>(OC) * IC), IC, 0, 0.f, dinp, IC, 0);
+  gemm(ctx, true, false, OC, IC, N, 1.f, dout_op, OC, 0, gemm_operand(ctx, kSlotCastB, inp, static_cast<size_t>(N) * IC), IC, 0, 1.f, dw, IC, 0);
   if (db) column_sum_accumulate(ctx, db, dout, N, OC);
 }
 

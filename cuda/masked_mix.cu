@@ -35,18 +35,24 @@ __global__ void reduce_masked_kernel(float* dw, const float* partial, int B, int
   }
 }
 
-// dc[g, i] += sum_{b, f in g} dout[b, i, g*Dg + f]: one warp per (g, i)
-__global__ void mix_bias_grad_kernel(float* dc, const float* dout, int B, int To, int D, int G) {
+// Bias gradient, pass 1: rows[(g*To + i)*B + b] = sum_{f in g} dout[b, i, g*Dg + f], one warp per (b, i, g)
+__global__ void mix_bias_rows_kernel(float* rows, const float* dout, int B, int To, int D, int G) {
   const int warp = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (warp >= G * To) return;
-  const int g = warp / To, i = warp % To, Dg = D / G;
+  if (warp >= B * To * G) return;
+  const int g = warp % G, i = (warp / G) % To, b = warp / (G * To), Dg = D / G;
+  const float* row = dout + (static_cast<size_t>(b) * To + i) * D + static_cast<size_t>(g) * Dg;
   float s = 0.f;
-  for (int b = 0; b < B; ++b) {
-    const float* row = dout + (static_cast<size_t>(b) * To + i) * D + static_cast<size_t>(g) * Dg;
-    for (int f = lane; f < Dg; f += 32) s += row[f];
-  }
+  for (int f = lane; f < Dg; f += 32) s += row[f];
   for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
-  if (lane == 0) dc[static_cast<size_t>(g) * To + i] += s;
+  if (lane == 0) rows[(static_cast<size_t>(g) * To + i) * B + b] = s;
+}
+// pass 2: dc[g, i] += sum_b rows[(g*To + i)*B + b], in order over b
+__global__ void mix_bias_finish_kernel(float* dc, const float* rows, int B, int GTo) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= GTo) return;
+  float s = 0.f;
+  for (int b = 0; b < B; ++b) s += rows[static_cast<size_t>(k) * B + b];
+  dc[k] += s;
 }
 
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
@@ -72,19 +78,26 @@ void mix_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* 
   const size_t mat = static_cast<size_t>(To) * Ti;
   float* masked = ctx.scratch(kSlotMixMasked, mat);
   float* partial = ctx.scratch(kSlotMixPartial, static_cast<size_t>(B) * mat);
+  // dout feeds two GEMMs per group: round it (and inp) once for all groups
+  const GemmOperand dout_op = gemm_operand(ctx, kSlotCastC, dout, static_cast<size_t>(B) * To * D);
+  const GemmOperand inp_op = gemm_operand(ctx, kSlotCastB, inp, static_cast<size_t>(B) * Ti * D);
   for (int g = 0; g < G; ++g) {
     lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w + g * mat, To, Ti, causal);
     MM_LAUNCH_CHECK();
+    const GemmOperand masked_op = gemm_operand(ctx, kSlotCastA, masked, mat);
     // dinp_b[Ti, Dg] = masked^T @ dout_b[To, Dg]
-    gemm(ctx, true, false, Ti, Dg, To, 1.f, masked, Ti, 0, dout + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, 0.f,
+    gemm(ctx, true, false, Ti, Dg, To, 1.f, masked_op, Ti, 0, dout_op.at(static_cast<size_t>(g) * Dg), D, static_cast<long long>(To) * D, 0.f,
          dinp + static_cast<size_t>(g) * Dg, D, static_cast<long long>(Ti) * D, B);
     // partial_b[To, Ti] = dout_b[To, Dg] @ inp_b[Ti, Dg]^T
-    gemm(ctx, false, true, To, Ti, Dg, 1.f, dout + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, inp + static_cast<size_t>(g) * Dg, D,
+    gemm(ctx, false, true, To, Ti, Dg, 1.f, dout_op.at(static_cast<size_t>(g) * Dg), D, static_cast<long long>(To) * D, inp_op.at(static_cast<size_t>(g) * Dg), D,
          static_cast<long long>(Ti) * D, 0.f, partial, Ti, static_cast<long long>(mat), B);
     reduce_masked_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(dw + g * mat, partial, B, To, Ti, causal);
     MM_LAUNCH_CHECK();
   }
-  mix_bias_grad_kernel<<<blocks_for(static_cast<size_t>(G) * To * 32, 256), 256, 0, ctx.stream()>>>(dc, dout, B, To, D, G);
+  float* rows = ctx.scratch(kSlotMixBiasRows, static_cast<size_t>(B) * G * To);
+  mix_bias_rows_kernel<<<blocks_for(static_cast<size_t>(B) * G * To * 32, 256), 256, 0, ctx.stream()>>>(rows, dout, B, To, D, G);
+  MM_LAUNCH_CHECK();
+  mix_bias_finish_kernel<<<blocks_for(static_cast<size_t>(G) * To, 128), 128, 0, ctx.stream()>>>(dc, rows, B, G * To);
   MM_LAUNCH_CHECK();
 }
 
