@@ -30,8 +30,8 @@ if has bench; then
   stage "maskmix bench"
   timeout 150 "$bin" bench --device cuda --batch 32 --steps 20 --out "$res/bench_${tag}.csv" 2>&1 | tail -n 6
   timeout 100 "$bin" bench --device cuda --precision tf32 --batch 32 --steps 20 --out "$res/bench_${tag}_tf32.csv" 2>&1 | tail -n 6
-  timeout 60 "$bin" bench --device cuda --recompute --configs mixer:d512:l8:c512,mixer:d1024:l8:c512 --batch 32 --steps 20 \
-    --out "$res/bench_${tag}_recompute.csv" 2>&1 | tail -n 3
+  timeout 100 "$bin" bench --device cuda --recompute --batch 32 --steps 20 \
+    --out "$res/bench_${tag}_recompute.csv" 2>&1 | tail -n 5
 fi
 if has profile; then
   stage "maskmix bench --profile (per-op table)"

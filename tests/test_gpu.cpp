@@ -240,10 +240,12 @@ TEST_CASE("GPU causality and run-to-run determinism", "[gpu][causality]") {
   }
 }
 
-TEST_CASE("GPU --recompute gives bit-identical mixer gradients", "[gpu][recompute]") {
+TEST_CASE("GPU --recompute gives bit-identical gradients", "[gpu][recompute]") {
   if (!have_gpu()) return;
   auto gpu = make_backend(Device::Cuda, Precision::Bf16);
-  ModelConfig config = ModelConfig::parse("mixer:d32:l3:c16:v64");
+  for (const char* descriptor : {"mixer:d32:l3:c16:v64", "llama:d32:l3:h2:c16:v64", "hybrid:d32:l3:h2:c16:v64"}) {
+  INFO(descriptor);
+  ModelConfig config = ModelConfig::parse(descriptor);
   const int B = 2;
   Model<float> stored(config, *gpu, B), rebuilt(config, *gpu, B, /*recompute=*/true);
   stored.init_params(5);
@@ -257,6 +259,7 @@ TEST_CASE("GPU --recompute gives bit-identical mixer gradients", "[gpu][recomput
     gpu->to_host(g->data(), m->grad_data(), g->size() * sizeof(float));
   }
   CHECK(g1 == g2);
+  }
 }
 
 TEST_CASE("GPU resume is bit-identical to an uninterrupted run", "[gpu][resume]") {

@@ -166,9 +166,10 @@ TEST_CASE("activation memory estimate is per sequence and counts what the model 
   CHECK(Model<float>(config, ops, 0).activation_bytes_per_sequence() == 0);
 }
 
-TEST_CASE("--recompute: mixer gradients are bit-identical with less activation memory; other kinds refuse it", "[model][recompute]") {
+TEST_CASE("--recompute: gradients are bit-identical with less activation memory; GPT refuses it", "[model][recompute]") {
   CpuOps<float> ops;
-  for (const std::string& descriptor : {"mixer:d8:l3:c6:v11", "mixer:d8:l3:c6:v11:heads2", "mixer:d8:l2:c6:v11:parallel2", "mixer:d8:l2:c6:v11:expanded2"}) {
+  for (const std::string& descriptor : {"mixer:d8:l3:c6:v11", "mixer:d8:l3:c6:v11:heads2", "mixer:d8:l2:c6:v11:parallel2", "mixer:d8:l2:c6:v11:expanded2",
+                                        "llama:d8:l3:h2:c6:v11", "hybrid:d8:l3:h2:c6:v11"}) {
     INFO(descriptor);
     ModelConfig config = ModelConfig::parse(descriptor);
     const int B = 2;
@@ -185,5 +186,5 @@ TEST_CASE("--recompute: mixer gradients are bit-identical with less activation m
     CHECK(std::vector<float>(stored.grad_data(), stored.grad_data() + n) == std::vector<float>(rebuilt.grad_data(), rebuilt.grad_data() + n));
     if (config.n_layers > 2) CHECK(rebuilt.activation_bytes_per_sequence() < stored.activation_bytes_per_sequence());
   }
-  CHECK_THROWS_AS(Model<float>(ModelConfig::parse("llama:d8:l2:h2:c6:v11"), ops, 1, true), UsageError);
+  CHECK_THROWS_AS(Model<float>(ModelConfig::parse("gpt:d8:l2:h2:c6:v11"), ops, 1, true), UsageError);
 }

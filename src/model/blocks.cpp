@@ -237,8 +237,9 @@ class MixerBlock final : public Block<T> {
 template <class T>
 class LlamaBlock final : public Block<T> {
  public:
-  LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid)
-      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid) {
+  LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid,
+             RecomputeBuffers<T> recompute)
+      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(recompute.pre != nullptr) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, c.kind);
@@ -258,14 +259,14 @@ class LlamaBlock final : public Block<T> {
     const size_t rows = static_cast<size_t>(max_batch) * T_;
     h1_ = acts_.make(rows * D); rstd1_ = acts_.make(rows);
     qkv_ = acts_.make(rows * 3 * D);
-    probs_ = acts_.make(static_cast<size_t>(max_batch) * c.heads * T_ * T_);
+    probs_ = recompute_ ? recompute.probs : acts_.make(static_cast<size_t>(max_batch) * c.heads * T_ * T_);
     att_ = acts_.make(rows * D);
     o_ = acts_.make(rows * D);
     if (hybrid) mixo_ = acts_.make(rows * D);
     x2_ = acts_.make(rows * D);
     h2_ = acts_.make(rows * D); rstd2_ = acts_.make(rows);
-    gu_ = acts_.make(rows * 2 * F);
-    sw_ = acts_.make(rows * F);
+    gu_ = recompute_ ? recompute.pre : acts_.make(rows * 2 * F);
+    sw_ = recompute_ ? recompute.act : acts_.make(rows * F);
   }
 
   void forward(const T* x, T* y, int B) override {
@@ -299,6 +300,10 @@ class LlamaBlock final : public Block<T> {
     T* wide = ws.a;  // [N, 2F]
     T* mid = ws.b;   // [N, max(F, 3D)]
     T* dx2 = ws.c;   // [N, D]
+    if (recompute_) {  // rebuild this block's feed-forward activations in the shared buffers (bit-identical)
+      ops_.linear_forward(gu_, h2_, s_.p(gu_w_), nullptr, N, D, 2 * F);
+      ops_.swiglu_forward(sw_, gu_, N, F);
+    }
     ops_.linear_backward(mid, s_.g(down_w_), nullptr, dy, sw_, s_.p(down_w_), N, F, D);  // dsw [N,F]
     ops_.swiglu_backward(wide, mid, gu_, N, F);                                          // dgu [N,2F]
     ops_.linear_backward(mid, s_.g(gu_w_), nullptr, wide, h2_, s_.p(gu_w_), N, D, 2 * F);  // dh2 [N,D]
@@ -314,6 +319,7 @@ class LlamaBlock final : public Block<T> {
     T* datt = wide;
     ops_.linear_backward(datt, s_.g(out_w_), nullptr, do_, att_, s_.p(out_w_), N, D, D);
     T* dqkv = mid;
+    if (recompute_) ops_.attention_forward(att_, probs_, qkv_, B, T_, D, H);  // probs_ is shared; att_ is rewritten unchanged
     ops_.attention_backward(dqkv, datt, qkv_, probs_, B, T_, D, H);
     ops_.rope_backward(dqkv, B, T_, D, H);
     T* dh1 = wide;
@@ -328,6 +334,7 @@ class LlamaBlock final : public Block<T> {
   Ops<T>& ops_;
   Acts<T> acts_;
   bool hybrid_;
+  bool recompute_;  // gu_, sw_ and probs_ are the model's shared RecomputeBuffers, rebuilt in backward
   size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
   const T* x_ = nullptr;
   T *h1_, *rstd1_, *qkv_, *probs_, *att_, *o_, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *gu_, *sw_;
@@ -420,8 +427,8 @@ std::unique_ptr<Block<T>> make_block(const ModelConfig& c, int layer, ParamTable
                                      RecomputeBuffers<T> recompute) {
   switch (c.kind) {
     case ModelKind::Mixer: return std::make_unique<MixerBlock<T>>(c, layer, table, store, ops, max_batch, recompute);
-    case ModelKind::Llama: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, false);
-    case ModelKind::Hybrid: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, true);
+    case ModelKind::Llama: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, false, recompute);
+    case ModelKind::Hybrid: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, true, recompute);
     case ModelKind::Gpt: return std::make_unique<GptBlock<T>>(c, layer, table, store, ops, max_batch);
   }
   return nullptr;

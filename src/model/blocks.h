@@ -55,12 +55,14 @@ class Block {
   static ScratchWidths scratch_widths(const ModelConfig& c);
 };
 
-// Buffers shared by every block when feed-forward activations are recomputed in backward instead of
-// stored per block (mixer blocks; --recompute): pre = W1 LN(x) + b1 and act = GELU(pre), [N, F] each.
+// Buffers shared by every block when activations are recomputed in backward instead of stored per
+// block (--recompute). Mixer: pre = W1 LN(x) + b1 [N,F], act = GELU(pre) [N,F]. Llama/hybrid: pre = the
+// gate|up projection [N,2F], act = SwiGLU(pre) [N,F], probs = attention probabilities [B,H,T,T].
 template <class T>
 struct RecomputeBuffers {
   T* pre = nullptr;
   T* act = nullptr;
+  T* probs = nullptr;
 };
 
 template <class T>
