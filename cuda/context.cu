@@ -44,19 +44,16 @@ float* Context::scratch(int slot, size_t floats) {
 }
 
 namespace {
-__global__ void round_to_bf16_kernel(__nv_bfloat16* dst, const float* src, size_t n) {
+// dst = bf16(src), round to nearest even; four elements per thread when src is 16-byte aligned.
+__global__ void round_to_bf16_kernel(__nv_bfloat16* dst, const float* src, size_t n, bool vectorized) {
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
-  const size_t quads = n / 4;
+  const size_t quads = vectorized ? n / 4 : 0;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < quads; i += stride) {
     const float4 v = reinterpret_cast<const float4*>(src)[i];
     reinterpret_cast<__nv_bfloat162*>(dst)[2 * i] = __floats2bfloat162_rn(v.x, v.y);
     reinterpret_cast<__nv_bfloat162*>(dst)[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
   }
   for (size_t i = 4 * quads + blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += stride) dst[i] = __float2bfloat16_rn(src[i]);
-}
-__global__ void round_to_bf16_unaligned_kernel(__nv_bfloat16* dst, const float* src, size_t n) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x)
-    dst[i] = __float2bfloat16_rn(src[i]);
 }
 
 // Elements from the first to the last one a row-major operand reads: op(X) is rows x cols, stored
@@ -69,9 +66,9 @@ size_t operand_span(bool trans, int rows, int cols, int ld, long long stride, in
 
 const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n) {
   auto* dst = reinterpret_cast<__nv_bfloat16*>(ctx.scratch(slot, (n + 1) / 2));
-  const int blocks = static_cast<int>(std::min<size_t>(blocks_for(n / 4 + 1, 256), static_cast<size_t>(ctx.sm_count()) * 16));
-  if (reinterpret_cast<uintptr_t>(src) % 16 == 0) round_to_bf16_kernel<<<blocks, 256, 0, ctx.stream()>>>(dst, src, n);
-  else round_to_bf16_unaligned_kernel<<<blocks, 256, 0, ctx.stream()>>>(dst, src, n);
+  const bool vectorized = reinterpret_cast<uintptr_t>(src) % 16 == 0;
+  const int blocks = static_cast<int>(std::min<size_t>(blocks_for((vectorized ? n / 4 : n) + 1, 256), static_cast<size_t>(ctx.sm_count()) * 16));
+  round_to_bf16_kernel<<<blocks, 256, 0, ctx.stream()>>>(dst, src, n, vectorized);
   MM_LAUNCH_CHECK();
   return dst;
 }

@@ -36,7 +36,7 @@ namespace mm::cuda {
 enum ScratchSlot : int {
   kSlotMixMasked,     // masked_mix: the masked mixing matrix [To, Ti]
   kSlotMixPartial,    // masked_mix: per-sequence weight gradients [B, To, Ti]
-  kSlotMixBiasRows,   // masked_mix: per-(sequence, row) bias-gradient partials [G, To, B]
+  kSlotMixBiasRows,   // masked_mix: per-(sequence, row) bias-gradient partials [B, G*To]
   kSlotHeadsQ,        // attention: q (or dq) in head-major layout [B, H, T, Dh]
   kSlotHeadsK,        // attention: k
   kSlotHeadsV,        // attention: v

@@ -1,5 +1,6 @@
 // Masked mixing kernels and GEMM calls.
 #include "masked_mix.cuh"
+#include "reduce.cuh"
 
 namespace mm::cuda {
 
@@ -35,7 +36,8 @@ __global__ void reduce_masked_kernel(float* dw, const float* partial, int B, int
   }
 }
 
-// Bias gradient, pass 1: rows[(g*To + i)*B + b] = sum_{f in g} dout[b, i, g*Dg + f], one warp per (b, i, g)
+// Bias gradient, pass 1: rows[b, g*To + i] = sum_{f in g} dout[b, i, g*Dg + f], one warp per (b, i, g);
+// pass 2 sums rows over b in order (accumulate_partials).
 __global__ void mix_bias_rows_kernel(float* rows, const float* dout, int B, int To, int D, int G) {
   const int warp = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (warp >= B * To * G) return;
@@ -44,15 +46,7 @@ __global__ void mix_bias_rows_kernel(float* rows, const float* dout, int B, int 
   float s = 0.f;
   for (int f = lane; f < Dg; f += 32) s += row[f];
   for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
-  if (lane == 0) rows[(static_cast<size_t>(g) * To + i) * B + b] = s;
-}
-// pass 2: dc[g, i] += sum_b rows[(g*To + i)*B + b], in order over b
-__global__ void mix_bias_finish_kernel(float* dc, const float* rows, int B, int GTo) {
-  const int k = blockIdx.x * blockDim.x + threadIdx.x;
-  if (k >= GTo) return;
-  float s = 0.f;
-  for (int b = 0; b < B; ++b) s += rows[static_cast<size_t>(k) * B + b];
-  dc[k] += s;
+  if (lane == 0) rows[static_cast<size_t>(b) * G * To + static_cast<size_t>(g) * To + i] = s;
 }
 
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
@@ -97,8 +91,7 @@ void mix_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* 
   float* rows = ctx.scratch(kSlotMixBiasRows, static_cast<size_t>(B) * G * To);
   mix_bias_rows_kernel<<<blocks_for(static_cast<size_t>(B) * G * To * 32, 256), 256, 0, ctx.stream()>>>(rows, dout, B, To, D, G);
   MM_LAUNCH_CHECK();
-  mix_bias_finish_kernel<<<blocks_for(static_cast<size_t>(G) * To, 128), 128, 0, ctx.stream()>>>(dc, rows, B, G * To);
-  MM_LAUNCH_CHECK();
+  accumulate_partials(ctx, dc, rows, B, G * To);
 }
 
 }  // namespace mm::cuda

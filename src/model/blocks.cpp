@@ -261,8 +261,10 @@ class LlamaBlock final : public Block<T> {
     qkv_ = acts_.make(rows * 3 * D);
     probs_ = recompute_ ? recompute.probs : acts_.make(static_cast<size_t>(max_batch) * c.heads * T_ * T_);
     att_ = acts_.make(rows * D);
-    o_ = acts_.make(rows * D);
-    if (hybrid) mixo_ = acts_.make(rows * D);
+    if (hybrid) {  // the mix's input a is needed in backward; plain Llama never keeps Wo att
+      o_ = acts_.make(rows * D);
+      mixo_ = acts_.make(rows * D);
+    }
     x2_ = acts_.make(rows * D);
     h2_ = acts_.make(rows * D); rstd2_ = acts_.make(rows);
     gu_ = recompute_ ? recompute.pre : acts_.make(rows * 2 * F);
@@ -276,13 +278,14 @@ class LlamaBlock final : public Block<T> {
     ops_.linear_forward(qkv_, h1_, s_.p(qkv_w_), nullptr, N, D, 3 * D);
     ops_.rope_forward(qkv_, B, T_, D, H);
     ops_.attention_forward(att_, probs_, qkv_, B, T_, D, H);
-    ops_.linear_forward(o_, att_, s_.p(out_w_), nullptr, N, D, D);
     if (hybrid_) {
+      ops_.linear_forward(o_, att_, s_.p(out_w_), nullptr, N, D, D);
       ops_.mix_forward(mixo_, o_, s_.p(mix_w_), s_.p(mix_c_), B, T_, T_, D, 1, true);
       ops_.add_inplace(mixo_, o_, ND);  // a + Mix(a)
       ops_.add(x2_, x, mixo_, ND);
     } else {
-      ops_.add(x2_, x, o_, ND);
+      ops_.linear_forward(x2_, att_, s_.p(out_w_), nullptr, N, D, D);  // a = Wo att, straight into x2
+      ops_.add_inplace(x2_, x, ND);                                     // x2 = a + x
     }
     ops_.rmsnorm_forward(h2_, rstd2_, x2_, s_.p(mlp_norm_), N, D);
     ops_.linear_forward(gu_, h2_, s_.p(gu_w_), nullptr, N, D, 2 * F);
@@ -337,7 +340,7 @@ class LlamaBlock final : public Block<T> {
   bool recompute_;  // gu_, sw_ and probs_ are the model's shared RecomputeBuffers, rebuilt in backward
   size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
   const T* x_ = nullptr;
-  T *h1_, *rstd1_, *qkv_, *probs_, *att_, *o_, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *gu_, *sw_;
+  T *h1_, *rstd1_, *qkv_, *probs_, *att_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *gu_, *sw_;
 };
 
 // ------------------------------------------------------------------------------------------------
