@@ -48,6 +48,18 @@ TEST_CASE("training lowers the validation loss and writes train.csv with its .me
   CHECK_THAT(meta, Contains("command: maskmix train") && Contains("commit: ") && Contains("card: cpu") && Contains("init: paper"));
 }
 
+TEST_CASE("a refused train command exits 2 and leaves no run folder", "[train]") {
+  test::TempDir tmp;
+  const std::string data = test::prepare_small(tmp);
+  for (const char* bad : {"--model mixer:d32:l2:c64 --precision fp16", "--model gpt:d32:l2:h2:c64 --recompute", "--model mixer:d32:l2:c64 --padding middle"}) {
+    INFO(bad);
+    std::string output;
+    CHECK(test::run_maskmix(fmt::format("train {} --data {} --steps 2 --out {}", bad, data, tmp.file("refused")), &output) == 2);
+    CHECK_THAT(output, Contains("HINT"));
+    CHECK_FALSE(std::filesystem::exists(tmp.file("refused")));
+  }
+}
+
 TEST_CASE("corrupt or mismatched checkpoints are refused", "[train][checkpoint]") {
   test::TempDir tmp;
   const std::string data = test::prepare_small(tmp);

@@ -203,15 +203,16 @@ int cmd_train(int argc, char** argv) {
   if (config.vocab != vocab)
     fail(fmt::format("model vocab {} differs from the data's {} ({})", config.vocab, vocab, s.data), "drop the :vN part of --model, or prepare data with that vocabulary");
   const Padding padding = parse_padding(s.padding);
+  const Device device = parse_device(s.device);
+  const Precision precision = parse_precision(s.precision);
   if (s.out.empty()) s.out = "runs/" + config.descriptor();
-  make_dirs(s.out);
   if (resumed) {
     const auto it = resumed->metadata.find("tokenizer_hash");
     if (it == resumed->metadata.end() || it->second != fmt::format("{:016x}", data.tokenizer_hash))
       fail(fmt::format("{}: the run was trained with another tokenizer than {}", s.out, s.data), "resume with the data folder the run started with");
   }
 
-  auto backend = make_backend(parse_device(s.device), parse_precision(s.precision));
+  auto backend = make_backend(device, precision);
   Ops<float>& ops = *backend;
   Model<float> model(config, ops, s.batch, s.recompute);
   const size_t n_params = model.num_params();
@@ -235,6 +236,7 @@ int cmd_train(int argc, char** argv) {
     model.init_params(s.seed);
     state.total_steps = s.steps;
   }
+  make_dirs(s.out);  // only once every setting is known to be valid: a refused run leaves nothing behind
   write_file_atomic(s.out + "/run.json", s.to_json().dump() + "\n");
 
   const double flops_per_token = training_flops_per_token(config, model.params());
