@@ -3,12 +3,13 @@
 # training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
 # $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
-#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,profile,train,representation,representation_llama1024,
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,profile,train,representation,representation_trained,
+#     representation_llama1024,
 #     retrieval,compare,context,torch
 set -uo pipefail
 bundle=$1
 out=$2
-stages=${3:-tests,bench,train,torch}  # representation (about 8 min) runs only when named
+stages=${3:-tests,bench,train,torch}  # the study stages run only when named
 root=/tmp/maskmix-carry
 rm -rf "$root" && mkdir -p "$root" && tar xJf "$bundle" -C "$root"
 export LD_LIBRARY_PATH="$root/lib:${LD_LIBRARY_PATH:-}"
@@ -48,12 +49,14 @@ if has train; then
     grep val "$res/train_${name}.log" | tail -n 1
   done
 fi
-if has representation; then
-  stage "representation (claim 1)"
-  MASKMIX="$bin" DATA="$root/data/ts" OUT="$res" WORK=/tmp/representation DEVICE=cuda timeout 540 scripts/reproduce_representation.sh \
-    > "$res/representation.log" 2>&1
-  echo "representation exit $?"; grep -E "^(mixer|llama).*hamming|^== done" "$res/representation.log" | tail -n 40
-fi
+for part in untrained trained; do  # claim 1 in two halves (each under 10 minutes on an H200)
+  name=representation; [ $part = untrained ] || name=representation_trained
+  has $name || continue
+  stage "representation (claim 1), $part models"
+  PART=$part MASKMIX="$bin" DATA="$root/data/ts" OUT="$res" WORK=/tmp/representation DEVICE=cuda timeout 540 scripts/reproduce_representation.sh \
+    >> "$res/representation.log" 2>&1
+  echo "representation $part exit $?"; grep -E "^(mixer|llama).*hamming|^== done" "$res/representation.log" | tail -n 40
+done
 if has representation_llama1024; then
   stage "representation: trained llama d1024 only (rows to merge into representation.csv)"
   mkdir -p "$res/rep_llama1024"

@@ -3,7 +3,7 @@
 # --quick): the TinyStories comparison under one equal budget (flat and expanded mixer, llama h4, GPT,
 # hybrid at d512; mixer vs llama at d256 and d1024), the context-length sweep on packed rows, the
 # representation study (claim 1), retrieval (claim 3), `maskmix compare` tables and gnuplot PNGs.
-# Usage: scripts/reproduce_all.sh [--quick] [--stage prepare|compare|context|representation|retrieval]...
+# Usage: scripts/reproduce_all.sh [--quick] [--stage prepare|compare|context|representation|representation_trained|retrieval]...
 #   env: DATA (shipped data, default ../shared/data), DEVICE, OUT, WORK
 # Each full-size stage fits one 10-minute GPU command; run them one by one with --stage.
 set -euo pipefail
@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ ${#stages[@]} -gt 0 ] || stages=(prepare compare context representation retrieval)
+[ ${#stages[@]} -gt 0 ] || stages=(prepare compare context representation representation_trained retrieval)
 shared=${DATA:-../shared/data}
 device=${DEVICE:-$(command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
 out=${OUT:-$([ $quick = 1 ] && echo results/quick || echo results)}
@@ -91,11 +91,16 @@ if has context; then
   stage_end context
 fi
 
-if has representation; then
-  stage_start representation
-  MASKMIX="$bin" DATA="$prepared" OUT="$out" WORK="$work/representation" DEVICE="$device" scripts/reproduce_representation.sh $([ $quick = 1 ] && echo --quick) | tail -n 3
-  stage_end representation
-fi
+# claim 1 in two stages that each fit a 10-minute GPU slot: untrained models (starts representation.csv),
+# then the trained ones (appended)
+for part in untrained trained; do
+  name=representation; [ $part = untrained ] || name=representation_trained
+  has $name || continue
+  stage_start $name
+  PART=$part MASKMIX="$bin" DATA="$prepared" OUT="$out" WORK="$work/representation" DEVICE="$device" \
+    scripts/reproduce_representation.sh $([ $quick = 1 ] && echo --quick) | tail -n 3
+  stage_end $name
+done
 
 if has retrieval; then
   stage_start retrieval

@@ -6,7 +6,8 @@
 # under each family's own init (--init paper) and under matched inits (torch, hf). Trained models come
 # from the prepared TinyStories shards, with a checkpoint per epoch (metric vs step).
 # Usage: scripts/reproduce_representation.sh [--quick]     env: DEVICE, DATA (prepared folder), OUT, WORK
-#   PART=trained KINDS=llama WIDTHS=1024 redo one part and append its rows to an existing representation.csv
+#   PART=untrained | trained: one half (untrained starts representation.csv, trained appends to it);
+#   PART=trained KINDS=llama WIDTHS=1024 redoes one model's rows (append, then drop the old ones)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
@@ -18,7 +19,7 @@ bin=${MASKMIX:-./maskmix}
 mkdir -p "$out" "$work"
 csv="$out/representation.csv"
 part=${PART:-all}  # all, untrained or trained
-[ "$part" = all ] && rm -f "$csv" "${csv%.csv}.meta"
+[ "$part" = trained ] || rm -f "$csv" "${csv%.csv}.meta"
 if [ $quick = 1 ]; then
   widths=${WIDTHS:-64}; matched=64; ctx=32; layers=2; train=(--steps 60); batch=8; stories=2; steps=60; fair_steps=60; heads=4
 else
