@@ -5,7 +5,7 @@
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
 #   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,profile,train,representation,representation_trained,
 #     representation_llama1024,
-#     retrieval,compare,context,torch
+#     retrieval,compare,heads,context,torch
 set -uo pipefail
 bundle=$1
 out=$2
@@ -75,6 +75,12 @@ if has compare; then
   MASKMIX="$bin" PREPARED="$root/data/ts" DATA="$root/shared" OUT="$res" WORK=/tmp/all DEVICE=cuda timeout 270 \
     scripts/reproduce_all.sh --stage compare > "$res/compare.log" 2>&1
   echo "compare exit $?"; grep -E "val|^\|" "$res/compare.log" | tail -n 14
+fi
+if has heads; then
+  stage "Llama heads sweep (claim 5)"
+  MASKMIX="$bin" PREPARED="$root/data/ts" DATA="$root/shared" OUT="$res" WORK=/tmp/all DEVICE=cuda timeout 300 \
+    scripts/reproduce_all.sh --stage heads > "$res/heads.log" 2>&1
+  echo "heads exit $?"; grep -E "took|: step" "$res/heads.log"; cat "$res/heads.md" 2>/dev/null
 fi
 if has context; then
   stage "context-length sweep (claim 8)"

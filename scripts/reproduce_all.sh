@@ -3,7 +3,7 @@
 # --quick): the TinyStories comparison under one equal budget (flat and expanded mixer, llama h4, GPT,
 # hybrid at d512; mixer vs llama at d256 and d1024), the context-length sweep on packed rows, the
 # representation study (claim 1), retrieval (claim 3), `maskmix compare` tables and gnuplot PNGs.
-# Usage: scripts/reproduce_all.sh [--quick] [--stage prepare|compare|context|representation|representation_trained|retrieval]...
+# Usage: scripts/reproduce_all.sh [--quick] [--stage prepare|compare|heads|context|representation|representation_trained|retrieval]...
 #   env: DATA (shipped data, default ../shared/data), DEVICE, OUT, WORK
 # Each full-size stage fits one 10-minute GPU command; run them one by one with --stage.
 set -euo pipefail
@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ ${#stages[@]} -gt 0 ] || stages=(prepare compare context representation representation_trained retrieval)
+[ ${#stages[@]} -gt 0 ] || stages=(prepare compare heads context representation representation_trained retrieval)
 shared=${DATA:-../shared/data}
 device=${DEVICE:-$(command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
 out=${OUT:-$([ $quick = 1 ] && echo results/quick || echo results)}
@@ -68,6 +68,13 @@ if has compare; then
   command -v gnuplot >/dev/null && scripts/plot_train.sh "$out/compare.png" "TinyStories, d$d l$layers c$ctx, equal budget ($device)" \
     mixer="$out/train_mixer.csv" expanded="$out/train_mixer_expanded.csv" llama="$out/train_llama.csv" gpt="$out/train_gpt.csv" hybrid="$out/train_hybrid.csv"
   stage_end compare
+fi
+
+if has heads; then  # claim 5: attention heads of a small Llama under the same budget
+  stage_start heads
+  for h in 2 4 8 16; do train_run "heads$h" "llama:d$d:l$layers:h$h:c$ctx" "${budget[@]}"; done
+  "$bin" compare "$work"/heads{2,4,8,16} --out "$out/heads.csv" | tee "$out/heads.md"
+  stage_end heads
 fi
 
 if has context; then

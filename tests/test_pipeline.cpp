@@ -13,7 +13,7 @@ TEST_CASE("reproduce_all.sh --quick produces every CSV", "[pipeline][slow]") {
   INFO(read_text_file(tmp.file("log")));
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
-  for (const char* csv : {"compare.csv", "context.csv", "representation.csv", "retrieval.csv", "train_mixer.csv", "train_hybrid.csv"}) {
+  for (const char* csv : {"compare.csv", "heads.csv", "context.csv", "representation.csv", "retrieval.csv", "train_mixer.csv", "train_hybrid.csv"}) {
     INFO(csv);
     CHECK(file_exists(tmp.file("out") + "/" + csv));
   }
