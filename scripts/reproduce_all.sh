@@ -20,7 +20,8 @@ while [ $# -gt 0 ]; do
 done
 [ ${#stages[@]} -gt 0 ] || stages=(prepare compare heads context representation representation_trained retrieval)
 shared=${DATA:-../shared/data}
-device=${DEVICE:-$(command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
+. scripts/lib.sh
+device=${DEVICE:-$(default_device)}
 out=${OUT:-$([ $quick = 1 ] && echo results/quick || echo results)}
 work=${WORK:-runs/$([ $quick = 1 ] && echo quick || echo all)}
 bin=${MASKMIX:-./maskmix}

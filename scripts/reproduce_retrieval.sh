@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
-device=${DEVICE:-$(command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)}
+. scripts/lib.sh
+device=${DEVICE:-$(default_device)}
 data=${DATA:-data/ts}
 out=${OUT:-results}
 work=${WORK:-runs/retrieval}

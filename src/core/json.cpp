@@ -1,6 +1,8 @@
 // A small recursive-descent JSON parser and writer (RFC 8259, \u escapes with surrogate pairs).
 #include "core/json.h"
 
+#include "core/error.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
@@ -215,6 +217,27 @@ class Parser {
 }  // namespace
 
 Json parse_json(std::string_view text) { return Parser(text).document(); }
+
+std::vector<JsonLine> parse_json_lines(std::string_view content, const std::string& path, const std::string& hint) {
+  std::vector<JsonLine> lines;
+  size_t start = 0, number = 0;
+  while (start < content.size()) {
+    size_t end = content.find('\n', start);
+    if (end == std::string_view::npos) end = content.size();
+    ++number;
+    const std::string_view line = content.substr(start, end - start);
+    start = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    JsonLine parsed{{}, fmt::format("{}:{}", path, number)};
+    try {
+      parsed.value = parse_json(line);
+    } catch (const std::exception& e) {
+      fail(fmt::format("{}: malformed JSON line: {}", parsed.where, e.what()), hint);
+    }
+    lines.push_back(std::move(parsed));
+  }
+  return lines;
+}
 
 std::string json_quote(std::string_view text) {
   std::string out = "\"";

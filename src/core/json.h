@@ -48,6 +48,14 @@ class Json {
 // Parses one JSON document; throws std::runtime_error with a byte offset on malformed input.
 Json parse_json(std::string_view text);
 
+// JSON Lines: one value per non-blank line, each with its location "path:line". A malformed line throws
+// mm::Error naming it, with `hint` (what a line must look like) as the HINT.
+struct JsonLine {
+  Json value;
+  std::string where;
+};
+std::vector<JsonLine> parse_json_lines(std::string_view content, const std::string& path, const std::string& hint);
+
 // JSON string literal with escapes (for writers).
 std::string json_quote(std::string_view text);
 

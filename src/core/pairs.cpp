@@ -16,21 +16,9 @@ std::vector<Pair> read_pairs(const std::string& path) {
     fail(fmt::format("{}: invalid UTF-8 at byte {}", path, bad), "convert the file to UTF-8");
   std::vector<Pair> pairs;
   std::unordered_set<std::string> seen;
-  size_t start = 0, line = 0;
-  while (start < content.size()) {
-    size_t end = content.find('\n', start);
-    if (end == std::string::npos) end = content.size();
-    ++line;
-    std::string text = content.substr(start, end - start);
-    start = end + 1;
-    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = fmt::format("{}:{}", path, line);
-    Json record;
-    try {
-      record = parse_json(text);
-    } catch (const std::exception& e) {
-      fail(fmt::format("{}: malformed JSON: {}", where, e.what()), "each line must be {\"id\": ..., \"summary\": ..., \"story\": ...}");
-    }
+  for (const JsonLine& line : parse_json_lines(content, path, "each line must be {\"id\": ..., \"summary\": ..., \"story\": ...}")) {
+    const Json& record = line.value;
+    const std::string& where = line.where;
     Pair p;
     for (auto [field, target] : {std::pair{"id", &p.id}, std::pair{"summary", &p.summary}, std::pair{"story", &p.story}}) {
       const Json* value = record.find(field);

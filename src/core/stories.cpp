@@ -93,23 +93,8 @@ std::vector<Story> read_stories(const std::string& path, StoryFormat format) {
       rest.remove_prefix(at + kSeparator.size());
     }
   } else if (format == StoryFormat::Jsonl) {
-    size_t line_number = 0, start = 0;
-    while (start < content.size()) {
-      size_t end = content.find('\n', start);
-      if (end == std::string::npos) end = content.size();
-      ++line_number;
-      std::string_view line = trim(std::string_view(content).substr(start, end - start));
-      start = end + 1;
-      if (line.empty()) continue;
-      std::string where = fmt::format("{}:{}", path, line_number);
-      Json record;
-      try {
-        record = parse_json(line);
-      } catch (const std::exception& e) {
-        fail(fmt::format("{}: malformed JSON line: {}", where, e.what()), "each line must be one JSON object; fix or delete that line");
-      }
-      stories.push_back(story_from_object(record, where));
-    }
+    for (const JsonLine& line : parse_json_lines(content, path, "each line must be one JSON object; fix or delete that line"))
+      stories.push_back(story_from_object(line.value, line.where));
   } else {
     Json document;
     try {

@@ -2,6 +2,7 @@
 #include "model/retrieval.h"
 
 #include <cctype>
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
