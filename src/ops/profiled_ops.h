@@ -36,129 +36,100 @@ class ProfiledOps final : public Ops<T> {
   void* alloc_bytes(size_t bytes) override { return inner_.alloc_bytes(bytes); }
   void free_bytes(void* ptr) override { inner_.free_bytes(ptr); }
   void to_device(void* dst, const void* src, size_t bytes) override {
-    time(
-        "to_device", [&] { return fmt::format("{}B", bytes); }, [&] { inner_.to_device(dst, src, bytes); });
+    time("to_device", [&] { return fmt::format("{}B", bytes); }, [&] { inner_.to_device(dst, src, bytes); });
   }
   void to_host(void* dst, const void* src, size_t bytes) override {
-    time(
-        "to_host", [&] { return fmt::format("{}B", bytes); }, [&] { inner_.to_host(dst, src, bytes); });
+    time("to_host", [&] { return fmt::format("{}B", bytes); }, [&] { inner_.to_host(dst, src, bytes); });
   }
   void zero(T* x, size_t n) override {
-    time(
-        "zero", [&] { return std::to_string(n); }, [&] { inner_.zero(x, n); });
+    time("zero", [&] { return std::to_string(n); }, [&] { inner_.zero(x, n); });
   }
   void copy(T* dst, const T* src, size_t n) override {
-    time(
-        "copy", [&] { return std::to_string(n); }, [&] { inner_.copy(dst, src, n); });
+    time("copy", [&] { return std::to_string(n); }, [&] { inner_.copy(dst, src, n); });
   }
   void synchronize() override { inner_.synchronize(); }
   size_t peak_bytes() const override { return inner_.peak_bytes(); }
 
   void add_inplace(T* dst, const T* src, size_t n) override {
-    time(
-        "add_inplace", [&] { return std::to_string(n); }, [&] { inner_.add_inplace(dst, src, n); });
+    time("add_inplace", [&] { return std::to_string(n); }, [&] { inner_.add_inplace(dst, src, n); });
   }
   void add(T* out, const T* a, const T* b, size_t n) override {
-    time(
-        "add", [&] { return std::to_string(n); }, [&] { inner_.add(out, a, b, n); });
+    time("add", [&] { return std::to_string(n); }, [&] { inner_.add(out, a, b, n); });
   }
   void axpy(T* y, const T* x, float alpha, size_t n) override {
-    time(
-        "axpy", [&] { return std::to_string(n); }, [&] { inner_.axpy(y, x, alpha, n); });
+    time("axpy", [&] { return std::to_string(n); }, [&] { inner_.axpy(y, x, alpha, n); });
   }
   void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) override {
-    time(
-        "embedding_forward", [&] { return rows(N, D); }, [&] { inner_.embedding_forward(out, tokens, wte, wpe, N, T_ctx, D); });
+    time("embedding_forward", [&] { return rows(N, D); }, [&] { inner_.embedding_forward(out, tokens, wte, wpe, N, T_ctx, D); });
   }
   void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D, int V) override {
-    time(
-        "embedding_backward", [&] { return rows(N, D); }, [&] { inner_.embedding_backward(dwte, dwpe, dout, tokens, N, T_ctx, D, V); });
+    time("embedding_backward", [&] { return rows(N, D); }, [&] { inner_.embedding_backward(dwte, dwpe, dout, tokens, N, T_ctx, D, V); });
   }
   void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) override {
-    time(
-        "layernorm_forward", [&] { return rows(N, D); }, [&] { inner_.layernorm_forward(out, mean, rstd, x, w, b, N, D); });
+    time("layernorm_forward", [&] { return rows(N, D); }, [&] { inner_.layernorm_forward(out, mean, rstd, x, w, b, N, D); });
   }
   void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const T* mean, const T* rstd, int N, int D) override {
-    time(
-        "layernorm_backward", [&] { return rows(N, D); }, [&] { inner_.layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, D); });
+    time("layernorm_backward", [&] { return rows(N, D); }, [&] { inner_.layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, D); });
   }
   void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int D) override {
-    time(
-        "rmsnorm_forward", [&] { return rows(N, D); }, [&] { inner_.rmsnorm_forward(out, rstd, x, w, N, D); });
+    time("rmsnorm_forward", [&] { return rows(N, D); }, [&] { inner_.rmsnorm_forward(out, rstd, x, w, N, D); });
   }
   void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int N, int D) override {
-    time(
-        "rmsnorm_backward", [&] { return rows(N, D); }, [&] { inner_.rmsnorm_backward(dx, dw, dout, x, w, rstd, N, D); });
+    time("rmsnorm_backward", [&] { return rows(N, D); }, [&] { inner_.rmsnorm_backward(dx, dw, dout, x, w, rstd, N, D); });
   }
   void linear_forward(T* out, const T* inp, const T* w, const T* b, int N, int IC, int OC) override {
-    time(
-        "linear_forward", [&] { return linear_shape(N, IC, OC, b != nullptr); }, [&] { inner_.linear_forward(out, inp, w, b, N, IC, OC); });
+    time("linear_forward", [&] { return linear_shape(N, IC, OC, b != nullptr); }, [&] { inner_.linear_forward(out, inp, w, b, N, IC, OC); });
   }
   void linear_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, int N, int IC, int OC) override {
-    time(
-        "linear_backward", [&] { return linear_shape(N, IC, OC, db != nullptr); },
+    time("linear_backward", [&] { return linear_shape(N, IC, OC, db != nullptr); },
         [&] { inner_.linear_backward(dinp, dw, db, dout, inp, w, N, IC, OC); });
   }
   void gelu_forward(T* out, const T* inp, size_t n) override {
-    time(
-        "gelu_forward", [&] { return std::to_string(n); }, [&] { inner_.gelu_forward(out, inp, n); });
+    time("gelu_forward", [&] { return std::to_string(n); }, [&] { inner_.gelu_forward(out, inp, n); });
   }
   void gelu_backward(T* dinp, const T* dout, const T* inp, size_t n) override {
-    time(
-        "gelu_backward", [&] { return std::to_string(n); }, [&] { inner_.gelu_backward(dinp, dout, inp, n); });
+    time("gelu_backward", [&] { return std::to_string(n); }, [&] { inner_.gelu_backward(dinp, dout, inp, n); });
   }
   void swiglu_forward(T* out, const T* inp, int N, int H) override {
-    time(
-        "swiglu_forward", [&] { return rows(N, H); }, [&] { inner_.swiglu_forward(out, inp, N, H); });
+    time("swiglu_forward", [&] { return rows(N, H); }, [&] { inner_.swiglu_forward(out, inp, N, H); });
   }
   void swiglu_backward(T* dinp, const T* dout, const T* inp, int N, int H) override {
-    time(
-        "swiglu_backward", [&] { return rows(N, H); }, [&] { inner_.swiglu_backward(dinp, dout, inp, N, H); });
+    time("swiglu_backward", [&] { return rows(N, H); }, [&] { inner_.swiglu_backward(dinp, dout, inp, N, H); });
   }
   void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G, bool causal) override {
-    time(
-        "mix_forward", [&] { return mix_shape(B, Ti, To, D, G); }, [&] { inner_.mix_forward(out, inp, w, c, B, Ti, To, D, G, causal); });
+    time("mix_forward", [&] { return mix_shape(B, Ti, To, D, G); }, [&] { inner_.mix_forward(out, inp, w, c, B, Ti, To, D, G, causal); });
   }
   void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G, bool causal) override {
-    time(
-        "mix_backward", [&] { return mix_shape(B, Ti, To, D, G); },
+    time("mix_backward", [&] { return mix_shape(B, Ti, To, D, G); },
         [&] { inner_.mix_backward(dinp, dw, dc, dout, inp, w, B, Ti, To, D, G, causal); });
   }
   void rope_forward(T* qkv, int B, int T_ctx, int D, int H) override {
-    time(
-        "rope_forward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_forward(qkv, B, T_ctx, D, H); });
+    time("rope_forward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_forward(qkv, B, T_ctx, D, H); });
   }
   void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) override {
-    time(
-        "rope_backward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_backward(dqkv, B, T_ctx, D, H); });
+    time("rope_backward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_backward(dqkv, B, T_ctx, D, H); });
   }
   void attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H) override {
-    time(
-        "attention_forward", [&] { return attention_shape(B, T_ctx, D, H); }, [&] { inner_.attention_forward(out, probs, qkv, B, T_ctx, D, H); });
+    time("attention_forward", [&] { return attention_shape(B, T_ctx, D, H); }, [&] { inner_.attention_forward(out, probs, qkv, B, T_ctx, D, H); });
   }
   void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, int B, int T_ctx, int D, int H) override {
-    time(
-        "attention_backward", [&] { return attention_shape(B, T_ctx, D, H); },
+    time("attention_backward", [&] { return attention_shape(B, T_ctx, D, H); },
         [&] { inner_.attention_backward(dqkv, dout, qkv, probs, B, T_ctx, D, H); });
   }
   void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) override {
-    time(
-        "cross_entropy", [&] { return rows(N, V); }, [&] { inner_.cross_entropy(losses, dlogits, logits, targets, N, V, dscale); });
+    time("cross_entropy", [&] { return rows(N, V); }, [&] { inner_.cross_entropy(losses, dlogits, logits, targets, N, V, dscale); });
   }
   void distance_loss(T* losses, T* dout, const T* out, const T* target, const T* weights, int N, int D, int kind) override {
-    time(
-        "distance_loss", [&] { return rows(N, D); }, [&] { inner_.distance_loss(losses, dout, out, target, weights, N, D, kind); });
+    time("distance_loss", [&] { return rows(N, D); }, [&] { inner_.distance_loss(losses, dout, out, target, weights, N, D, kind); });
   }
   double sum_squares(const T* x, size_t n) override {
     double result = 0;
-    time(
-        "sum_squares", [&] { return std::to_string(n); }, [&] { result = inner_.sum_squares(x, n); });
+    time("sum_squares", [&] { return std::to_string(n); }, [&] { result = inner_.sum_squares(x, n); });
     return result;
   }
   void adamw(T* params, const T* grads, T* m, T* v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step,
              float grad_scale) override {
-    time(
-        "adamw", [&] { return std::to_string(n); },
+    time("adamw", [&] { return std::to_string(n); },
         [&] { inner_.adamw(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale); });
   }
 
