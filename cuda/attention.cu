@@ -1,5 +1,6 @@
 // Attention and RoPE kernels.
 #include "attention.cuh"
+#include "flash_attention.cuh"
 #include "reduce.cuh"
 
 namespace mm::cuda {
@@ -104,7 +105,11 @@ void rope(Context& ctx, float* qkv, int B, int T, int D, int H, float direction)
 void rope_forward(Context& ctx, float* qkv, int B, int T, int D, int H) { rope(ctx, qkv, B, T, D, H, 1.f); }
 void rope_backward(Context& ctx, float* dqkv, int B, int T, int D, int H) { rope(ctx, dqkv, B, T, D, H, -1.f); }
 
-void attention_forward(Context& ctx, float* out, float* probs, const float* qkv, int B, int T, int D, int H) {
+bool attention_is_fused(const Context& ctx, int D, int H) { return ctx.precision() == Precision::Bf16 && flash_attention_supports(D / H); }
+
+void attention_forward(Context& ctx, float* out, float* state, const float* qkv, int B, int T, int D, int H) {
+  if (attention_is_fused(ctx, D, H)) return flash_attention_forward(ctx, out, state, qkv, B, T, D, H);
+  float* probs = state;
   const int Dh = D / H;
   const size_t n = static_cast<size_t>(B) * T * D;
   float* q = ctx.scratch(kSlotHeadsQ, n);
@@ -125,7 +130,10 @@ void attention_forward(Context& ctx, float* out, float* probs, const float* qkv,
   MM_LAUNCH_CHECK();
 }
 
-void attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T, int D, int H) {
+void attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* state, int B, int T, int D,
+                        int H) {
+  if (attention_is_fused(ctx, D, H)) return flash_attention_backward(ctx, dqkv, dout, qkv, out, state, B, T, D, H);
+  const float* probs = state;
   const int Dh = D / H;
   const size_t n = static_cast<size_t>(B) * T * D;
   float* q = ctx.scratch(kSlotHeadsQ, n);

@@ -50,6 +50,7 @@ enum ScratchSlot : int {
   kSlotCastA,         // gemm in bf16: first operand rounded to bf16
   kSlotCastB,         // gemm in bf16: second operand
   kSlotCastC,         // linear backward in bf16: a third operand kept for a second GEMM
+  kSlotAttentionDelta,  // flash attention backward: rowsum(dO * O) [B, H, T]
 };
 
 class Context {

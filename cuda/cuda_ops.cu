@@ -93,11 +93,12 @@ class CudaOps final : public Ops<float> {
   }
   void rope_forward(float* qkv, int B, int T, int D, int H) override { cuda::rope_forward(ctx_, qkv, B, T, D, H); }
   void rope_backward(float* dqkv, int B, int T, int D, int H) override { cuda::rope_backward(ctx_, dqkv, B, T, D, H); }
-  void attention_forward(float* out, float* probs, const float* qkv, int B, int T, int D, int H) override {
-    cuda::attention_forward(ctx_, out, probs, qkv, B, T, D, H);
+  bool attention_is_fused(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
+  void attention_forward(float* out, float* state, const float* qkv, int B, int T, int D, int H) override {
+    cuda::attention_forward(ctx_, out, state, qkv, B, T, D, H);
   }
-  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* probs, int B, int T, int D, int H) override {
-    cuda::attention_backward(ctx_, dqkv, dout, qkv, probs, B, T, D, H);
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* state, int B, int T, int D, int H) override {
+    cuda::attention_backward(ctx_, dqkv, dout, qkv, out, state, B, T, D, H);
   }
   void cross_entropy(float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) override {
     cuda::cross_entropy(ctx_, losses, dlogits, logits, targets, N, V, dscale);

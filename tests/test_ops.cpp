@@ -120,7 +120,7 @@ TEST_CASE("causal attention gradients", "[ops][grad]") {
   std::vector<double> out(B * T * D), probs(B * H * T * T), dqkv(qkv.size());
   auto loss = [&] { ops.attention_forward(out.data(), probs.data(), qkv.data(), B, T, D, H); return dot(out, r); };
   loss();
-  ops.attention_backward(dqkv.data(), r.data(), qkv.data(), probs.data(), B, T, D, H);
+  ops.attention_backward(dqkv.data(), r.data(), qkv.data(), out.data(), probs.data(), B, T, D, H);
   check_gradient("attention dqkv", qkv, dqkv, loss, 200);
   for (int i = 0; i < T; ++i) {
     double row = 0;

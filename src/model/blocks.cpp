@@ -239,7 +239,7 @@ class LlamaBlock final : public Block<T> {
  public:
   LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid,
              RecomputeBuffers<T> recompute)
-      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(recompute.pre != nullptr) {
+      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(recompute.pre != nullptr), shared_attention_(recompute.probs != nullptr) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, c.kind);
@@ -259,7 +259,7 @@ class LlamaBlock final : public Block<T> {
     const size_t rows = static_cast<size_t>(max_batch) * T_;
     h1_ = acts_.make(rows * D); rstd1_ = acts_.make(rows);
     qkv_ = acts_.make(rows * 3 * D);
-    probs_ = recompute_ ? recompute.probs : acts_.make(static_cast<size_t>(max_batch) * c.heads * T_ * T_);
+    att_state_ = shared_attention_ ? recompute.probs : acts_.make(ops.attention_state_size(max_batch, T_, D, c.heads));
     att_ = acts_.make(rows * D);
     if (hybrid) {  // the mix's input a is needed in backward; plain Llama never keeps Wo att
       o_ = acts_.make(rows * D);
@@ -277,7 +277,7 @@ class LlamaBlock final : public Block<T> {
     ops_.rmsnorm_forward(h1_, rstd1_, x, s_.p(attn_norm_), N, D);
     ops_.linear_forward(qkv_, h1_, s_.p(qkv_w_), nullptr, N, D, 3 * D);
     ops_.rope_forward(qkv_, B, T_, D, H);
-    ops_.attention_forward(att_, probs_, qkv_, B, T_, D, H);
+    ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H);
     if (hybrid_) {
       ops_.linear_forward(o_, att_, s_.p(out_w_), nullptr, N, D, D);
       ops_.mix_forward(mixo_, o_, s_.p(mix_w_), s_.p(mix_c_), B, T_, T_, D, 1, true);
@@ -322,8 +322,8 @@ class LlamaBlock final : public Block<T> {
     T* datt = wide;
     ops_.linear_backward(datt, s_.g(out_w_), nullptr, do_, att_, s_.p(out_w_), N, D, D);
     T* dqkv = mid;
-    if (recompute_) ops_.attention_forward(att_, probs_, qkv_, B, T_, D, H);  // probs_ is shared; att_ is rewritten unchanged
-    ops_.attention_backward(dqkv, datt, qkv_, probs_, B, T_, D, H);
+    if (shared_attention_) ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H);  // att_ is rewritten unchanged
+    ops_.attention_backward(dqkv, datt, qkv_, att_, att_state_, B, T_, D, H);
     ops_.rope_backward(dqkv, B, T_, D, H);
     T* dh1 = wide;
     ops_.linear_backward(dh1, s_.g(qkv_w_), nullptr, dqkv, h1_, s_.p(qkv_w_), N, D, 3 * D);
@@ -337,10 +337,11 @@ class LlamaBlock final : public Block<T> {
   Ops<T>& ops_;
   Acts<T> acts_;
   bool hybrid_;
-  bool recompute_;  // gu_, sw_ and probs_ are the model's shared RecomputeBuffers, rebuilt in backward
+  bool recompute_;         // gu_ and sw_ are the model's shared RecomputeBuffers, rebuilt in backward
+  bool shared_attention_;  // att_state_ (probabilities) too; a fused backend's small state stays per block
   size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
   const T* x_ = nullptr;
-  T *h1_, *rstd1_, *qkv_, *probs_, *att_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *gu_, *sw_;
+  T *h1_, *rstd1_, *qkv_, *att_state_, *att_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *gu_, *sw_;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -368,7 +369,7 @@ class GptBlock final : public Block<T> {
 
     const size_t rows = static_cast<size_t>(max_batch) * T_;
     qkv_ = acts_.make(rows * 3 * D);
-    probs_ = acts_.make(static_cast<size_t>(max_batch) * c.heads * T_ * T_);
+    att_state_ = acts_.make(ops.attention_state_size(max_batch, T_, D, c.heads));
     att_ = acts_.make(rows * D);
     r1_ = acts_.make(rows * D);
     n_ = acts_.make(rows * D); mean1_ = acts_.make(rows); rstd1_ = acts_.make(rows);
@@ -381,7 +382,7 @@ class GptBlock final : public Block<T> {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
     const size_t ND = static_cast<size_t>(N) * D;
     ops_.linear_forward(qkv_, x, s_.p(qkv_w_), s_.p(qkv_b_), N, D, 3 * D);
-    ops_.attention_forward(att_, probs_, qkv_, B, T_, D, H);
+    ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H);
     ops_.linear_forward(r1_, att_, s_.p(out_w_), s_.p(out_b_), N, D, D);
     ops_.add_inplace(r1_, x, ND);
     ops_.layernorm_forward(n_, mean1_, rstd1_, r1_, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
@@ -408,7 +409,7 @@ class GptBlock final : public Block<T> {
     ops_.add_inplace(dn, dr, ND);
     ops_.layernorm_backward(dr, s_.g(ln1_w_), s_.g(ln1_b_), dn, r1_, s_.p(ln1_w_), mean1_, rstd1_, N, D);  // dr1
     ops_.linear_backward(dn, s_.g(out_w_), s_.g(out_b_), dr, att_, s_.p(out_w_), N, D, D);                // datt
-    ops_.attention_backward(wide, dn, qkv_, probs_, B, T_, D, H);                                         // dqkv
+    ops_.attention_backward(wide, dn, qkv_, att_, att_state_, B, T_, D, H);                                       // dqkv
     ops_.linear_backward(dx, s_.g(qkv_w_), s_.g(qkv_b_), wide, x_, s_.p(qkv_w_), N, D, 3 * D);
     ops_.add_inplace(dx, dr, ND);
   }
@@ -420,7 +421,7 @@ class GptBlock final : public Block<T> {
   Acts<T> acts_;
   size_t qkv_w_, qkv_b_, out_w_, out_b_, ln1_w_, ln1_b_, fc_w_, fc_b_, pr_w_, pr_b_, ln2_w_, ln2_b_;
   const T* x_ = nullptr;
-  T *qkv_, *probs_, *att_, *r1_, *n_, *mean1_, *rstd1_, *fc_, *gelu_, *r2_, *mean2_, *rstd2_;
+  T *qkv_, *att_state_, *att_, *r1_, *n_, *mean1_, *rstd1_, *fc_, *gelu_, *r2_, *mean2_, *rstd2_;
 };
 
 }  // namespace

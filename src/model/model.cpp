@@ -26,7 +26,8 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
     const size_t ff = static_cast<size_t>(max_batch) * T_ * config.ff_mult * D;
     recompute_pre_ = DeviceArray<T, T>(ops, llama ? 2 * ff : ff);
     recompute_act_ = DeviceArray<T, T>(ops, ff);
-    if (llama) recompute_probs_ = DeviceArray<T, T>(ops, static_cast<size_t>(max_batch) * config.heads * T_ * T_);
+    if (llama && !ops.attention_is_fused(D, config.heads))  // a fused backend keeps only [B,H,T] per block: nothing to share
+      recompute_probs_ = DeviceArray<T, T>(ops, ops.attention_state_size(max_batch, T_, D, config.heads));
     shared = {recompute_pre_.get(), recompute_act_.get(), recompute_probs_.get()};
   }
   for (int l = 0; l < config.n_layers; ++l) blocks_.push_back(make_block<T>(config_, l, table_, store_, ops, max_batch, shared));

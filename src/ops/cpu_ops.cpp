@@ -91,7 +91,8 @@ template <class T> void CpuOps<T>::rope_backward(T* dqkv, int B, int T_ctx, int 
 template <class T> void CpuOps<T>::attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H) {
   cpu::attention_forward(out, probs, qkv, B, T_ctx, D, H);
 }
-template <class T> void CpuOps<T>::attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, int B, int T_ctx, int D, int H) {
+template <class T> void CpuOps<T>::attention_backward(T* dqkv, const T* dout, const T* qkv, const T* /*out*/, const T* probs, int B, int T_ctx, int D,
+                                                      int H) {
   cpu::attention_backward(dqkv, dout, qkv, probs, B, T_ctx, D, H);
 }
 template <class T> void CpuOps<T>::cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) {

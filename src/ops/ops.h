@@ -78,9 +78,17 @@ class Ops {
   virtual void rope_forward(T* qkv, int B, int T_ctx, int D, int H) = 0;
   virtual void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) = 0;
 
-  // Causal multi-head attention: qkv [B,T,3D] -> out [B,T,D]; probs [B,H,T,T] saved for backward.
-  virtual void attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H) = 0;
-  virtual void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, int B, int T_ctx, int D, int H) = 0;
+  // Causal multi-head attention: qkv [B,T,3D] -> out [B,T,D]. `state` keeps what backward needs,
+  // attention_state_size() elements: the probabilities [B,H,T,T]; or, where attention_is_fused(), only
+  // each row's log-sum-exp [B,H,T] (a flash-style kernel that rebuilds the probabilities in backward).
+  virtual bool attention_is_fused(int D, int H) const { return false; }
+  size_t attention_state_size(int B, int T_ctx, int D, int H) const {
+    const size_t rows = static_cast<size_t>(B) * H * T_ctx;
+    return attention_is_fused(D, H) ? rows : rows * T_ctx;
+  }
+  virtual void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H) = 0;
+  // out: what attention_forward wrote
+  virtual void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H) = 0;
 
   // Fused softmax + cross-entropy. losses[N] = -log softmax(logits)[target] (0 where target < 0);
   // when dlogits != nullptr it receives (softmax - onehot) * dscale for counted rows, 0 elsewhere

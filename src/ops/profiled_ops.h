@@ -109,12 +109,13 @@ class ProfiledOps final : public Ops<T> {
   void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) override {
     time("rope_backward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_backward(dqkv, B, T_ctx, D, H); });
   }
-  void attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H) override {
-    time("attention_forward", [&] { return attention_shape(B, T_ctx, D, H); }, [&] { inner_.attention_forward(out, probs, qkv, B, T_ctx, D, H); });
+  bool attention_is_fused(int D, int H) const override { return inner_.attention_is_fused(D, H); }
+  void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H) override {
+    time("attention_forward", [&] { return attention_shape(B, T_ctx, D, H); }, [&] { inner_.attention_forward(out, state, qkv, B, T_ctx, D, H); });
   }
-  void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* probs, int B, int T_ctx, int D, int H) override {
+  void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H) override {
     time("attention_backward", [&] { return attention_shape(B, T_ctx, D, H); },
-        [&] { inner_.attention_backward(dqkv, dout, qkv, probs, B, T_ctx, D, H); });
+        [&] { inner_.attention_backward(dqkv, dout, qkv, out, state, B, T_ctx, D, H); });
   }
   void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) override {
     time("cross_entropy", [&] { return rows(N, V); }, [&] { inner_.cross_entropy(losses, dlogits, logits, targets, N, V, dscale); });

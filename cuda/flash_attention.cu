@@ -1,0 +1,434 @@
+// Flash-style causal attention kernels (see flash_attention.cuh). Fragment layouts are those of PTX
+// mma.m16n8k16 with bf16 inputs: a lane holds rows g = lane/4 and g + 8, columns 2t, 2t+1 (t = lane%4)
+// of a 16-wide tile (and again 8 columns further for A operands).
+#include "flash_attention.cuh"
+
+namespace mm::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kWarps = 4, kThreads = 32 * kWarps;
+constexpr int kBlockRows = 16 * kWarps;  // query rows per block (forward, dQ) and keys per block (dK/dV)
+constexpr int kForwardKeys = 64;         // keys per shared-memory tile in forward
+constexpr int kBackwardTile = 32;        // queries per tile in dK/dV, keys per tile in dQ
+constexpr int kPad = 8;                  // bf16 row padding: fragment loads of 8 rows x 4 lanes hit 32 banks
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// d[16x8] += a[16x16] b[16x8], bf16 inputs, fp32 accumulators.
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// A operand: rows r0..r0+15, columns k0..k0+15 of the row-major tile x (row stride ld).
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* x, int ld, int r0, int k0) {
+  const int lane = threadIdx.x % 32;
+  const bf16* p = x + (r0 + lane / 4) * ld + k0 + 2 * (lane % 4);
+  a[0] = *reinterpret_cast<const uint32_t*>(p);
+  a[1] = *reinterpret_cast<const uint32_t*>(p + 8 * ld);
+  a[2] = *reinterpret_cast<const uint32_t*>(p + 8);
+  a[3] = *reinterpret_cast<const uint32_t*>(p + 8 * ld + 8);
+}
+
+// B operand b[k][n] = y[n][k] for n0..n0+7, k0..k0+15 (y row-major with k contiguous, row stride ld).
+__device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16* y, int ld, int n0, int k0) {
+  const int lane = threadIdx.x % 32;
+  const bf16* p = y + (n0 + lane / 4) * ld + k0 + 2 * (lane % 4);
+  b0 = *reinterpret_cast<const uint32_t*>(p);
+  b1 = *reinterpret_cast<const uint32_t*>(p + 8);
+}
+
+// The accumulators of two adjacent 16x8 tiles (columns 16j..16j+15) as an A operand.
+__device__ __forceinline__ void accumulators_as_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
+  a[0] = pack_bf16(lo[0], lo[1]);
+  a[1] = pack_bf16(lo[2], lo[3]);
+  a[2] = pack_bf16(hi[0], hi[1]);
+  a[3] = pack_bf16(hi[2], hi[3]);
+}
+
+// Reductions over the four lanes (t = 0..3) that hold one accumulator row.
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// Rows row0..row0+rows-1 (row stride `stride` floats, Dh wide) of src rounded to bf16 into a shared
+// tile: tile[r][d] (row stride ld), or transposed tile[d][r]. Rows at or past T are zero.
+template <int Dh>
+__device__ void load_tile(bf16* tile, int ld, bool transposed, const float* src, size_t stride, int row0, int rows, int T) {
+  constexpr int kQuads = Dh / 4;
+  for (int idx = threadIdx.x; idx < rows * kQuads; idx += kThreads) {
+    const int r = idx / kQuads, d = (idx % kQuads) * 4;
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (row0 + r < T) v = *reinterpret_cast<const float4*>(src + static_cast<size_t>(row0 + r) * stride + d);
+    if (transposed) {
+      tile[(d + 0) * ld + r] = __float2bfloat16_rn(v.x);
+      tile[(d + 1) * ld + r] = __float2bfloat16_rn(v.y);
+      tile[(d + 2) * ld + r] = __float2bfloat16_rn(v.z);
+      tile[(d + 3) * ld + r] = __float2bfloat16_rn(v.w);
+    } else {
+      *reinterpret_cast<__nv_bfloat162*>(tile + r * ld + d) = __floats2bfloat162_rn(v.x, v.y);
+      *reinterpret_cast<__nv_bfloat162*>(tile + r * ld + d + 2) = __floats2bfloat162_rn(v.z, v.w);
+    }
+  }
+}
+
+// Where one (sequence, head) starts in the rows of qkv [B,T,3D] and of out/dout [B,T,D].
+struct HeadView {
+  const float* q;  // + D: k, + 2D: v; row stride 3D
+  size_t qkv_stride;
+  size_t row_offset;  // out/dout element of (b, t = 0, head), row stride D
+  size_t lse_offset;  // lse element of (b, h, t = 0)
+  __device__ HeadView(const float* qkv, int bh, int T, int D, int H, int Dh)
+      : q(qkv + static_cast<size_t>(bh / H) * T * 3 * D + (bh % H) * Dh),
+        qkv_stride(3 * static_cast<size_t>(D)),
+        row_offset(static_cast<size_t>(bh / H) * T * D + (bh % H) * Dh),
+        lse_offset(static_cast<size_t>(bh) * T) {}
+};
+
+// grid (ceil(T/64), B*H); each warp owns 16 query rows; keys stream through shared memory 64 at a time.
+template <int Dh>
+__global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, float* lse, const float* qkv, int T, int D, int H, float scale) {
+  constexpr int ld = Dh + kPad, ld_t = kForwardKeys + kPad;
+  extern __shared__ __align__(16) unsigned char shared[];
+  bf16* q_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
+  bf16* k_tile = q_tile + kBlockRows * ld;         // [64][ld]
+  bf16* vt_tile = k_tile + kForwardKeys * ld;      // [Dh][ld_t], v transposed
+  const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;  // the longest (last) query blocks start first
+  const HeadView view(qkv, blockIdx.y, T, D, H, Dh);
+  load_tile<Dh>(q_tile, ld, false, view.q, view.qkv_stride, q0, kBlockRows, T);
+  __syncthreads();
+  uint32_t q_frag[Dh / 16][4];
+#pragma unroll
+  for (int ks = 0; ks < Dh / 16; ++ks) load_a(q_frag[ks], q_tile, ld, 16 * warp, 16 * ks);
+
+  const int row[2] = {q0 + 16 * warp + g, q0 + 16 * warp + g + 8};
+  float o[Dh / 8][4] = {};
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // row_sum: this lane's partial
+  const int last_key = min(q0 + kBlockRows, T) - 1;
+  for (int k0 = 0; k0 <= last_key; k0 += kForwardKeys) {
+    __syncthreads();  // the previous tiles are consumed
+    load_tile<Dh>(k_tile, ld, false, view.q + D, view.qkv_stride, k0, kForwardKeys, T);
+    load_tile<Dh>(vt_tile, ld_t, true, view.q + 2 * D, view.qkv_stride, k0, kForwardKeys, T);
+    __syncthreads();
+    float s[kForwardKeys / 8][4] = {};  // scores [16 rows x 64 keys]
+#pragma unroll
+    for (int ks = 0; ks < Dh / 16; ++ks)
+#pragma unroll
+      for (int nt = 0; nt < kForwardKeys / 8; ++nt) {
+        uint32_t b0, b1;
+        load_b(b0, b1, k_tile, ld, 8 * nt, 16 * ks);
+        mma_bf16(s[nt], q_frag[ks], b0, b1);
+      }
+    // Key k0 <= every row of this block, so each row's running max is finite after the first tile.
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kForwardKeys / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = k0 + 8 * nt + 2 * t + (e & 1);
+        s[nt][e] = key <= row[e / 2] ? s[nt][e] * scale : -INFINITY;
+        tile_max[e / 2] = fmaxf(tile_max[e / 2], s[nt][e]);
+      }
+    float rescale[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float new_max = fmaxf(row_max[r], quad_max(tile_max[r]));
+      rescale[r] = __expf(row_max[r] - new_max);
+      row_max[r] = new_max;
+      row_sum[r] *= rescale[r];
+    }
+#pragma unroll
+    for (int nt = 0; nt < kForwardKeys / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = __expf(s[nt][e] - row_max[e / 2]);
+        row_sum[e / 2] += s[nt][e];
+      }
+#pragma unroll
+    for (int nt = 0; nt < Dh / 8; ++nt) {
+      o[nt][0] *= rescale[0];
+      o[nt][1] *= rescale[0];
+      o[nt][2] *= rescale[1];
+      o[nt][3] *= rescale[1];
+    }
+#pragma unroll
+    for (int j = 0; j < kForwardKeys / 16; ++j) {  // o += p v over keys 16j..16j+15
+      uint32_t p_frag[4];
+      accumulators_as_a(p_frag, s[2 * j], s[2 * j + 1]);
+#pragma unroll
+      for (int nt = 0; nt < Dh / 8; ++nt) {
+        uint32_t b0, b1;
+        load_b(b0, b1, vt_tile, ld_t, 8 * nt, 16 * j);
+        mma_bf16(o[nt], p_frag, b0, b1);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float total = quad_sum(row_sum[r]);
+    if (row[r] >= T) continue;
+    const float inv = 1.f / total;
+    float* dst = out + view.row_offset + static_cast<size_t>(row[r]) * D;
+#pragma unroll
+    for (int nt = 0; nt < Dh / 8; ++nt) *reinterpret_cast<float2*>(dst + 8 * nt + 2 * t) = make_float2(o[nt][2 * r] * inv, o[nt][2 * r + 1] * inv);
+    if (t == 0) lse[view.lse_offset + row[r]] = row_max[r] + logf(total);
+  }
+}
+
+// delta[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d], one warp per (b, t, h).
+__global__ void attention_delta_kernel(float* delta, const float* dout, const float* out, int B, int T, int D, int H) {
+  const int Dh = D / H;
+  const size_t row = blockIdx.x * static_cast<size_t>(blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= static_cast<size_t>(B) * T * H) return;
+  const int h = static_cast<int>(row % H);
+  const size_t bt = row / H;
+  const float* a = dout + bt * D + h * Dh;
+  const float* o = out + bt * D + h * Dh;
+  float sum = 0.f;
+  for (int d = threadIdx.x % 32; d < Dh; d += 32) sum += a[d] * o[d];
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  const size_t b = bt / T, t = bt % T;
+  if (threadIdx.x % 32 == 0) delta[(b * H + h) * T + t] = sum;
+}
+
+// dK and dV: grid (ceil(T/64), B*H); each warp owns 16 keys and sums over the queries at or after
+// them, 32 queries per shared tile. dS = P (dP - delta); dK = scale dS^T q, dV = P^T dO.
+template <int Dh>
+__global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                                                                        const float* delta, int T, int D, int H, float scale) {
+  constexpr int ld = Dh + kPad, ld_t = kBackwardTile + kPad;
+  extern __shared__ __align__(16) unsigned char shared[];
+  bf16* k_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
+  bf16* v_tile = k_tile + kBlockRows * ld;         // [64][ld]
+  bf16* q_tile = v_tile + kBlockRows * ld;         // [32][ld]
+  bf16* qt_tile = q_tile + kBackwardTile * ld;     // [Dh][ld_t]
+  bf16* do_tile = qt_tile + Dh * ld_t;             // [32][ld]
+  bf16* dot_tile = do_tile + kBackwardTile * ld;   // [Dh][ld_t]
+  float* lse_tile = reinterpret_cast<float*>(dot_tile + Dh * ld_t);  // [32]
+  float* delta_tile = lse_tile + kBackwardTile;                      // [32]
+  const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+  const int k0 = blockIdx.x * kBlockRows;  // the first key blocks see the most queries and start first
+  const HeadView view(qkv, blockIdx.y, T, D, H, Dh);
+  const float* dout_head = dout + view.row_offset;
+  load_tile<Dh>(k_tile, ld, false, view.q + D, view.qkv_stride, k0, kBlockRows, T);
+  load_tile<Dh>(v_tile, ld, false, view.q + 2 * D, view.qkv_stride, k0, kBlockRows, T);
+
+  const int key[2] = {k0 + 16 * warp + g, k0 + 16 * warp + g + 8};
+  float dk[Dh / 8][4] = {}, dv[Dh / 8][4] = {};
+  for (int q0 = k0; q0 < T; q0 += kBackwardTile) {
+    __syncthreads();  // the previous tiles are consumed (and k/v are loaded, on the first pass)
+    load_tile<Dh>(q_tile, ld, false, view.q, view.qkv_stride, q0, kBackwardTile, T);
+    load_tile<Dh>(qt_tile, ld_t, true, view.q, view.qkv_stride, q0, kBackwardTile, T);
+    load_tile<Dh>(do_tile, ld, false, dout_head, D, q0, kBackwardTile, T);
+    load_tile<Dh>(dot_tile, ld_t, true, dout_head, D, q0, kBackwardTile, T);
+    if (threadIdx.x < kBackwardTile) {
+      const int q = q0 + threadIdx.x;
+      lse_tile[threadIdx.x] = q < T ? lse[view.lse_offset + q] : INFINITY;
+      delta_tile[threadIdx.x] = q < T ? delta[view.lse_offset + q] : 0.f;
+    }
+    __syncthreads();
+    if (k0 + 16 * warp > q0 + kBackwardTile - 1) continue;  // every query of the tile precedes this warp's keys
+    float st[kBackwardTile / 8][4] = {}, dpt[kBackwardTile / 8][4] = {};  // S^T and dP^T [16 keys x 32 queries]
+#pragma unroll
+    for (int ks = 0; ks < Dh / 16; ++ks) {
+      uint32_t k_frag[4], v_frag[4];
+      load_a(k_frag, k_tile, ld, 16 * warp, 16 * ks);
+      load_a(v_frag, v_tile, ld, 16 * warp, 16 * ks);
+#pragma unroll
+      for (int nt = 0; nt < kBackwardTile / 8; ++nt) {
+        uint32_t b0, b1;
+        load_b(b0, b1, q_tile, ld, 8 * nt, 16 * ks);
+        mma_bf16(st[nt], k_frag, b0, b1);
+        load_b(b0, b1, do_tile, ld, 8 * nt, 16 * ks);
+        mma_bf16(dpt[nt], v_frag, b0, b1);
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kBackwardTile / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int qi = 8 * nt + 2 * t + (e & 1);
+        const float p = key[e / 2] <= q0 + qi ? __expf(st[nt][e] * scale - lse_tile[qi]) : 0.f;  // lse is +inf past T
+        st[nt][e] = p;
+        dpt[nt][e] = p * (dpt[nt][e] - delta_tile[qi]);
+      }
+#pragma unroll
+    for (int j = 0; j < kBackwardTile / 16; ++j) {  // sums over queries 16j..16j+15 of the tile
+      uint32_t p_frag[4], ds_frag[4];
+      accumulators_as_a(p_frag, st[2 * j], st[2 * j + 1]);
+      accumulators_as_a(ds_frag, dpt[2 * j], dpt[2 * j + 1]);
+#pragma unroll
+      for (int nt = 0; nt < Dh / 8; ++nt) {
+        uint32_t b0, b1;
+        load_b(b0, b1, dot_tile, ld_t, 8 * nt, 16 * j);
+        mma_bf16(dv[nt], p_frag, b0, b1);
+        load_b(b0, b1, qt_tile, ld_t, 8 * nt, 16 * j);
+        mma_bf16(dk[nt], ds_frag, b0, b1);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (key[r] >= T) continue;
+    float* dk_row = dqkv + (view.q - qkv) + static_cast<size_t>(key[r]) * view.qkv_stride + D;
+    float* dv_row = dk_row + D;
+#pragma unroll
+    for (int nt = 0; nt < Dh / 8; ++nt) {
+      *reinterpret_cast<float2*>(dk_row + 8 * nt + 2 * t) = make_float2(dk[nt][2 * r] * scale, dk[nt][2 * r + 1] * scale);
+      *reinterpret_cast<float2*>(dv_row + 8 * nt + 2 * t) = make_float2(dv[nt][2 * r], dv[nt][2 * r + 1]);
+    }
+  }
+}
+
+// dQ: grid (ceil(T/64), B*H); each warp owns 16 queries and sums over the keys at or before them, 32
+// keys per shared tile. dQ = scale dS k.
+template <int Dh>
+__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                                                                      const float* delta, int T, int D, int H, float scale) {
+  constexpr int ld = Dh + kPad, ld_t = kBackwardTile + kPad;
+  extern __shared__ __align__(16) unsigned char shared[];
+  bf16* q_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
+  bf16* do_tile = q_tile + kBlockRows * ld;        // [64][ld]
+  bf16* k_tile = do_tile + kBlockRows * ld;        // [32][ld]
+  bf16* kt_tile = k_tile + kBackwardTile * ld;     // [Dh][ld_t]
+  bf16* v_tile = kt_tile + Dh * ld_t;              // [32][ld]
+  const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;
+  const HeadView view(qkv, blockIdx.y, T, D, H, Dh);
+  load_tile<Dh>(q_tile, ld, false, view.q, view.qkv_stride, q0, kBlockRows, T);
+  load_tile<Dh>(do_tile, ld, false, dout + view.row_offset, D, q0, kBlockRows, T);
+
+  const int row[2] = {q0 + 16 * warp + g, q0 + 16 * warp + g + 8};
+  float row_lse[2], row_delta[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    row_lse[r] = row[r] < T ? lse[view.lse_offset + row[r]] : INFINITY;
+    row_delta[r] = row[r] < T ? delta[view.lse_offset + row[r]] : 0.f;
+  }
+  float dq[Dh / 8][4] = {};
+  const int last_key = min(q0 + kBlockRows, T) - 1;
+  for (int k0 = 0; k0 <= last_key; k0 += kBackwardTile) {
+    __syncthreads();
+    load_tile<Dh>(k_tile, ld, false, view.q + D, view.qkv_stride, k0, kBackwardTile, T);
+    load_tile<Dh>(kt_tile, ld_t, true, view.q + D, view.qkv_stride, k0, kBackwardTile, T);
+    load_tile<Dh>(v_tile, ld, false, view.q + 2 * D, view.qkv_stride, k0, kBackwardTile, T);
+    __syncthreads();
+    if (k0 > q0 + 16 * warp + 15) continue;  // every key of the tile follows this warp's queries
+    float s[kBackwardTile / 8][4] = {}, dp[kBackwardTile / 8][4] = {};  // [16 queries x 32 keys]
+#pragma unroll
+    for (int ks = 0; ks < Dh / 16; ++ks) {
+      uint32_t q_frag[4], do_frag[4];
+      load_a(q_frag, q_tile, ld, 16 * warp, 16 * ks);
+      load_a(do_frag, do_tile, ld, 16 * warp, 16 * ks);
+#pragma unroll
+      for (int nt = 0; nt < kBackwardTile / 8; ++nt) {
+        uint32_t b0, b1;
+        load_b(b0, b1, k_tile, ld, 8 * nt, 16 * ks);
+        mma_bf16(s[nt], q_frag, b0, b1);
+        load_b(b0, b1, v_tile, ld, 8 * nt, 16 * ks);
+        mma_bf16(dp[nt], do_frag, b0, b1);
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kBackwardTile / 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = e / 2, key_index = k0 + 8 * nt + 2 * t + (e & 1);
+        const float p = key_index <= row[r] ? __expf(s[nt][e] * scale - row_lse[r]) : 0.f;
+        dp[nt][e] = p * (dp[nt][e] - row_delta[r]);
+      }
+#pragma unroll
+    for (int j = 0; j < kBackwardTile / 16; ++j) {
+      uint32_t ds_frag[4];
+      accumulators_as_a(ds_frag, dp[2 * j], dp[2 * j + 1]);
+#pragma unroll
+      for (int nt = 0; nt < Dh / 8; ++nt) {
+        uint32_t b0, b1;
+        load_b(b0, b1, kt_tile, ld_t, 8 * nt, 16 * j);
+        mma_bf16(dq[nt], ds_frag, b0, b1);
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (row[r] >= T) continue;
+    float* dq_row = dqkv + (view.q - qkv) + static_cast<size_t>(row[r]) * view.qkv_stride;
+#pragma unroll
+    for (int nt = 0; nt < Dh / 8; ++nt)
+      *reinterpret_cast<float2*>(dq_row + 8 * nt + 2 * t) = make_float2(dq[nt][2 * r] * scale, dq[nt][2 * r + 1] * scale);
+  }
+}
+
+constexpr size_t forward_smem(int Dh) { return sizeof(bf16) * ((kBlockRows + kForwardKeys) * (Dh + kPad) + Dh * (kForwardKeys + kPad)); }
+constexpr size_t dkdv_smem(int Dh) {
+  return sizeof(bf16) * (2 * (kBlockRows + kBackwardTile) * (Dh + kPad) + 2 * Dh * (kBackwardTile + kPad)) + sizeof(float) * 2 * kBackwardTile;
+}
+constexpr size_t dq_smem(int Dh) { return sizeof(bf16) * ((2 * kBlockRows + 2 * kBackwardTile) * (Dh + kPad) + Dh * (kBackwardTile + kPad)); }
+
+template <class Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+template <int Dh>
+void forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H) {
+  const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
+  allow_smem(flash_forward_kernel<Dh>, forward_smem(Dh));
+  flash_forward_kernel<Dh><<<grid, kThreads, forward_smem(Dh), ctx.stream()>>>(out, lse, qkv, T, D, H, 1.f / sqrtf(static_cast<float>(Dh)));
+  MM_LAUNCH_CHECK();
+}
+
+template <int Dh>
+void backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B, int T, int D, int H) {
+  float* delta = ctx.scratch(kSlotAttentionDelta, static_cast<size_t>(B) * H * T);
+  const size_t rows = static_cast<size_t>(B) * T * H;
+  attention_delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, ctx.stream()>>>(delta, dout, out, B, T, D, H);
+  MM_LAUNCH_CHECK();
+  const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
+  const float scale = 1.f / sqrtf(static_cast<float>(Dh));
+  allow_smem(flash_backward_dkdv_kernel<Dh>, dkdv_smem(Dh));
+  flash_backward_dkdv_kernel<Dh><<<grid, kThreads, dkdv_smem(Dh), ctx.stream()>>>(dqkv, dout, qkv, lse, delta, T, D, H, scale);
+  MM_LAUNCH_CHECK();
+  allow_smem(flash_backward_dq_kernel<Dh>, dq_smem(Dh));
+  flash_backward_dq_kernel<Dh><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout, qkv, lse, delta, T, D, H, scale);
+  MM_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+bool flash_attention_supports(int head_dim) { return head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128; }
+
+void flash_attention_forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H) {
+  switch (D / H) {
+    case 16: return forward<16>(ctx, out, lse, qkv, B, T, D, H);
+    case 32: return forward<32>(ctx, out, lse, qkv, B, T, D, H);
+    case 64: return forward<64>(ctx, out, lse, qkv, B, T, D, H);
+    case 128: return forward<128>(ctx, out, lse, qkv, B, T, D, H);
+    default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
+  }
+}
+
+void flash_attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B, int T, int D,
+                              int H) {
+  switch (D / H) {
+    case 16: return backward<16>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H);
+    case 32: return backward<32>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H);
+    case 64: return backward<64>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H);
+    case 128: return backward<128>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H);
+    default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
+  }
+}
+
+}  // namespace mm::cuda
