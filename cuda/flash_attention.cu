@@ -62,66 +62,89 @@ __device__ __forceinline__ float quad_sum(float v) {
   return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-// Rows row0..row0+rows-1 (row stride `stride` floats, Dh wide) of src rounded to bf16 into a shared
-// tile: tile[r][d] (row stride ld), or transposed tile[d][r]. Rows at or past T are zero.
-template <int Dh>
-__device__ void load_tile(bf16* tile, int ld, bool transposed, const float* src, size_t stride, int row0, int rows, int T) {
-  constexpr int kQuads = Dh / 4;
-  for (int idx = threadIdx.x; idx < rows * kQuads; idx += kThreads) {
-    const int r = idx / kQuads, d = (idx % kQuads) * 4;
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (row0 + r < T) v = *reinterpret_cast<const float4*>(src + static_cast<size_t>(row0 + r) * stride + d);
-    if (transposed) {
-      tile[(d + 0) * ld + r] = __float2bfloat16_rn(v.x);
-      tile[(d + 1) * ld + r] = __float2bfloat16_rn(v.y);
-      tile[(d + 2) * ld + r] = __float2bfloat16_rn(v.z);
-      tile[(d + 3) * ld + r] = __float2bfloat16_rn(v.w);
-    } else {
-      *reinterpret_cast<__nv_bfloat162*>(tile + r * ld + d) = __floats2bfloat162_rn(v.x, v.y);
-      *reinterpret_cast<__nv_bfloat162*>(tile + r * ld + d + 2) = __floats2bfloat162_rn(v.z, v.w);
-    }
+// 16 bytes global -> shared without passing through registers; zero-filled when !inside.
+__device__ __forceinline__ void copy_async16(void* dst, const void* src, bool inside) {
+  const unsigned dst_addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst_addr), "l"(src), "r"(inside ? 16 : 0));
+}
+__device__ __forceinline__ void commit_async() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int Pending>
+__device__ __forceinline__ void wait_async() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+}
+
+// Starts copying rows row0..row0+Rows-1 of a bf16 head slice (Dh wide, row stride `stride` elements)
+// into a shared tile with row stride Dh + kPad; rows at or past T are zero.
+template <int Dh, int Rows>
+__device__ void load_tile_async(bf16* tile, const bf16* src, size_t stride, int row0, int T) {
+  constexpr int kChunks = Dh / 8;  // 16-byte chunks per row
+  for (int idx = threadIdx.x; idx < Rows * kChunks; idx += kThreads) {
+    const int r = idx / kChunks, c = (idx % kChunks) * 8;
+    const bool inside = row0 + r < T;
+    copy_async16(tile + r * (Dh + kPad) + c, src + static_cast<size_t>(inside ? row0 + r : 0) * stride + c, inside);
   }
 }
 
-// Where one (sequence, head) starts in the rows of qkv [B,T,3D] and of out/dout [B,T,D].
+// B operand b[k][n] = y[k][n] from a row-major tile y (n contiguous): k0..k0+15, n0..n0+7; the
+// transposing matrix load does what a transposed copy of the tile would.
+__device__ __forceinline__ void load_b_transposed(uint32_t& b0, uint32_t& b1, const bf16* y, int ld, int k0, int n0) {
+  const int lane = threadIdx.x % 32;
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(y + (k0 + lane % 16) * ld + n0));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
+}
+
+// Where one (sequence, head) starts in the bf16 copies of qkv [B,T,3D] and dout [B,T,D], in out/dout
+// (fp32) and in lse/delta [B,H,T].
 struct HeadView {
-  const float* q;  // + D: k, + 2D: v; row stride 3D
-  size_t qkv_stride;
+  size_t qkv_offset;  // q of (b, t = 0, head); + D: k, + 2D: v; row stride 3D
   size_t row_offset;  // out/dout element of (b, t = 0, head), row stride D
-  size_t lse_offset;  // lse element of (b, h, t = 0)
-  __device__ HeadView(const float* qkv, int bh, int T, int D, int H, int Dh)
-      : q(qkv + static_cast<size_t>(bh / H) * T * 3 * D + (bh % H) * Dh),
-        qkv_stride(3 * static_cast<size_t>(D)),
+  size_t lse_offset;  // lse/delta element of (b, h, t = 0)
+  __device__ HeadView(int bh, int T, int D, int H, int Dh)
+      : qkv_offset(static_cast<size_t>(bh / H) * T * 3 * D + (bh % H) * Dh),
         row_offset(static_cast<size_t>(bh / H) * T * D + (bh % H) * Dh),
         lse_offset(static_cast<size_t>(bh) * T) {}
 };
 
-// grid (ceil(T/64), B*H); each warp owns 16 query rows; keys stream through shared memory 64 at a time.
+// grid (ceil(T/64), B*H); each warp owns 16 query rows; keys stream through shared memory 64 at a
+// time, the next tile loading while the current one is used. qkv16: qkv rounded to bf16.
 template <int Dh>
-__global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, float* lse, const float* qkv, int T, int D, int H, float scale) {
-  constexpr int ld = Dh + kPad, ld_t = kForwardKeys + kPad;
+__global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, float* lse, const bf16* qkv16, int T, int D, int H, float scale) {
+  constexpr int ld = Dh + kPad, kTile = kForwardKeys * ld;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
-  bf16* k_tile = q_tile + kBlockRows * ld;         // [64][ld]
-  bf16* vt_tile = k_tile + kForwardKeys * ld;      // [Dh][ld_t], v transposed
+  bf16* k_tiles = q_tile + kBlockRows * ld;        // [2][64][ld]
+  bf16* v_tiles = k_tiles + 2 * kTile;             // [2][64][ld]
   const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
   const int q0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;  // the longest (last) query blocks start first
-  const HeadView view(qkv, blockIdx.y, T, D, H, Dh);
-  load_tile<Dh>(q_tile, ld, false, view.q, view.qkv_stride, q0, kBlockRows, T);
-  __syncthreads();
-  uint32_t q_frag[Dh / 16][4];
-#pragma unroll
-  for (int ks = 0; ks < Dh / 16; ++ks) load_a(q_frag[ks], q_tile, ld, 16 * warp, 16 * ks);
+  const HeadView view(blockIdx.y, T, D, H, Dh);
+  const bf16* q_src = qkv16 + view.qkv_offset;
+  const size_t stride = 3 * static_cast<size_t>(D);
+  load_tile_async<Dh, kBlockRows>(q_tile, q_src, stride, q0, T);
+  load_tile_async<Dh, kForwardKeys>(k_tiles, q_src + D, stride, 0, T);
+  load_tile_async<Dh, kForwardKeys>(v_tiles, q_src + 2 * D, stride, 0, T);
+  commit_async();
 
   const int row[2] = {q0 + 16 * warp + g, q0 + 16 * warp + g + 8};
+  const float log2_scale = scale * 1.4426950408889634f;  // scores in base-2 units: exp2(x log2 e) = exp(x)
+  uint32_t q_frag[Dh / 16][4];
   float o[Dh / 8][4] = {};
-  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // row_sum: this lane's partial
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // base-2 max; row_sum: this lane's partial
   const int last_key = min(q0 + kBlockRows, T) - 1;
-  for (int k0 = 0; k0 <= last_key; k0 += kForwardKeys) {
-    __syncthreads();  // the previous tiles are consumed
-    load_tile<Dh>(k_tile, ld, false, view.q + D, view.qkv_stride, k0, kForwardKeys, T);
-    load_tile<Dh>(vt_tile, ld_t, true, view.q + 2 * D, view.qkv_stride, k0, kForwardKeys, T);
+  for (int k0 = 0, buffer = 0; k0 <= last_key; k0 += kForwardKeys, buffer ^= 1) {
+    if (k0 + kForwardKeys <= last_key) {  // prefetch the next tile into the other buffer
+      load_tile_async<Dh, kForwardKeys>(k_tiles + (buffer ^ 1) * kTile, q_src + D, stride, k0 + kForwardKeys, T);
+      load_tile_async<Dh, kForwardKeys>(v_tiles + (buffer ^ 1) * kTile, q_src + 2 * D, stride, k0 + kForwardKeys, T);
+      commit_async();
+      wait_async<1>();
+    } else {
+      wait_async<0>();
+    }
     __syncthreads();
+    if (k0 == 0)
+#pragma unroll
+      for (int ks = 0; ks < Dh / 16; ++ks) load_a(q_frag[ks], q_tile, ld, 16 * warp, 16 * ks);
+    const bf16* k_tile = k_tiles + buffer * kTile;
+    const bf16* v_tile = v_tiles + buffer * kTile;
     float s[kForwardKeys / 8][4] = {};  // scores [16 rows x 64 keys]
 #pragma unroll
     for (int ks = 0; ks < Dh / 16; ++ks)
@@ -138,14 +161,14 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, flo
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int key = k0 + 8 * nt + 2 * t + (e & 1);
-        s[nt][e] = key <= row[e / 2] ? s[nt][e] * scale : -INFINITY;
+        s[nt][e] = key <= row[e / 2] ? s[nt][e] * log2_scale : -INFINITY;
         tile_max[e / 2] = fmaxf(tile_max[e / 2], s[nt][e]);
       }
     float rescale[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const float new_max = fmaxf(row_max[r], quad_max(tile_max[r]));
-      rescale[r] = __expf(row_max[r] - new_max);
+      rescale[r] = exp2f(row_max[r] - new_max);
       row_max[r] = new_max;
       row_sum[r] *= rescale[r];
     }
@@ -153,7 +176,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, flo
     for (int nt = 0; nt < kForwardKeys / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[nt][e] = __expf(s[nt][e] - row_max[e / 2]);
+        s[nt][e] = exp2f(s[nt][e] - row_max[e / 2]);
         row_sum[e / 2] += s[nt][e];
       }
 #pragma unroll
@@ -170,10 +193,11 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, flo
 #pragma unroll
       for (int nt = 0; nt < Dh / 8; ++nt) {
         uint32_t b0, b1;
-        load_b(b0, b1, vt_tile, ld_t, 8 * nt, 16 * j);
+        load_b_transposed(b0, b1, v_tile, ld, 16 * j, 8 * nt);
         mma_bf16(o[nt], p_frag, b0, b1);
       }
     }
+    __syncthreads();  // this buffer is refilled two tiles from now
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -183,7 +207,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, flo
     float* dst = out + view.row_offset + static_cast<size_t>(row[r]) * D;
 #pragma unroll
     for (int nt = 0; nt < Dh / 8; ++nt) *reinterpret_cast<float2*>(dst + 8 * nt + 2 * t) = make_float2(o[nt][2 * r] * inv, o[nt][2 * r + 1] * inv);
-    if (t == 0) lse[view.lse_offset + row[r]] = row_max[r] + logf(total);
+    if (t == 0) lse[view.lse_offset + row[r]] = (row_max[r] + log2f(total)) * 0.6931471805599453f;  // natural-log units
   }
 }
 
@@ -204,85 +228,91 @@ __global__ void attention_delta_kernel(float* delta, const float* dout, const fl
 }
 
 // dK and dV: grid (ceil(T/64), B*H); each warp owns 16 keys and sums over the queries at or after
-// them, 32 queries per shared tile. dS = P (dP - delta); dK = scale dS^T q, dV = P^T dO.
+// them, 32 queries per shared tile (double-buffered). dS = P (dP - delta); dK = scale dS^T q,
+// dV = P^T dO. qkv16, dout16: bf16 copies.
 template <int Dh>
-__global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
+__global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
                                                                         const float* delta, int T, int D, int H, float scale) {
-  constexpr int ld = Dh + kPad, ld_t = kBackwardTile + kPad;
+  constexpr int ld = Dh + kPad, kTile = kBackwardTile * ld;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* k_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
   bf16* v_tile = k_tile + kBlockRows * ld;         // [64][ld]
-  bf16* q_tile = v_tile + kBlockRows * ld;         // [32][ld]
-  bf16* qt_tile = q_tile + kBackwardTile * ld;     // [Dh][ld_t]
-  bf16* do_tile = qt_tile + Dh * ld_t;             // [32][ld]
-  bf16* dot_tile = do_tile + kBackwardTile * ld;   // [Dh][ld_t]
-  float* lse_tile = reinterpret_cast<float*>(dot_tile + Dh * ld_t);  // [32]
-  float* delta_tile = lse_tile + kBackwardTile;                      // [32]
+  bf16* q_tiles = v_tile + kBlockRows * ld;        // [2][32][ld]
+  bf16* do_tiles = q_tiles + 2 * kTile;            // [2][32][ld]
   const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
   const int k0 = blockIdx.x * kBlockRows;  // the first key blocks see the most queries and start first
-  const HeadView view(qkv, blockIdx.y, T, D, H, Dh);
-  const float* dout_head = dout + view.row_offset;
-  load_tile<Dh>(k_tile, ld, false, view.q + D, view.qkv_stride, k0, kBlockRows, T);
-  load_tile<Dh>(v_tile, ld, false, view.q + 2 * D, view.qkv_stride, k0, kBlockRows, T);
+  const HeadView view(blockIdx.y, T, D, H, Dh);
+  const bf16* q_src = qkv16 + view.qkv_offset;
+  const bf16* do_src = dout16 + view.row_offset;
+  const size_t stride = 3 * static_cast<size_t>(D);
+  load_tile_async<Dh, kBlockRows>(k_tile, q_src + D, stride, k0, T);
+  load_tile_async<Dh, kBlockRows>(v_tile, q_src + 2 * D, stride, k0, T);
+  load_tile_async<Dh, kBackwardTile>(q_tiles, q_src, stride, k0, T);
+  load_tile_async<Dh, kBackwardTile>(do_tiles, do_src, D, k0, T);
+  commit_async();
 
   const int key[2] = {k0 + 16 * warp + g, k0 + 16 * warp + g + 8};
+  const float log2_scale = scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
   float dk[Dh / 8][4] = {}, dv[Dh / 8][4] = {};
-  for (int q0 = k0; q0 < T; q0 += kBackwardTile) {
-    __syncthreads();  // the previous tiles are consumed (and k/v are loaded, on the first pass)
-    load_tile<Dh>(q_tile, ld, false, view.q, view.qkv_stride, q0, kBackwardTile, T);
-    load_tile<Dh>(qt_tile, ld_t, true, view.q, view.qkv_stride, q0, kBackwardTile, T);
-    load_tile<Dh>(do_tile, ld, false, dout_head, D, q0, kBackwardTile, T);
-    load_tile<Dh>(dot_tile, ld_t, true, dout_head, D, q0, kBackwardTile, T);
-    if (threadIdx.x < kBackwardTile) {
-      const int q = q0 + threadIdx.x;
-      lse_tile[threadIdx.x] = q < T ? lse[view.lse_offset + q] : INFINITY;
-      delta_tile[threadIdx.x] = q < T ? delta[view.lse_offset + q] : 0.f;
+  for (int q0 = k0, buffer = 0; q0 < T; q0 += kBackwardTile, buffer ^= 1) {
+    if (q0 + kBackwardTile < T) {
+      load_tile_async<Dh, kBackwardTile>(q_tiles + (buffer ^ 1) * kTile, q_src, stride, q0 + kBackwardTile, T);
+      load_tile_async<Dh, kBackwardTile>(do_tiles + (buffer ^ 1) * kTile, do_src, D, q0 + kBackwardTile, T);
+      commit_async();
+      wait_async<1>();
+    } else {
+      wait_async<0>();
     }
     __syncthreads();
-    if (k0 + 16 * warp > q0 + kBackwardTile - 1) continue;  // every query of the tile precedes this warp's keys
-    float st[kBackwardTile / 8][4] = {}, dpt[kBackwardTile / 8][4] = {};  // S^T and dP^T [16 keys x 32 queries]
+    const bf16* q_tile = q_tiles + buffer * kTile;
+    const bf16* do_tile = do_tiles + buffer * kTile;
+    if (k0 + 16 * warp <= q0 + kBackwardTile - 1) {  // else every query of the tile precedes this warp's keys
+      float st[kBackwardTile / 8][4] = {}, dpt[kBackwardTile / 8][4] = {};  // S^T and dP^T [16 keys x 32 queries]
 #pragma unroll
-    for (int ks = 0; ks < Dh / 16; ++ks) {
-      uint32_t k_frag[4], v_frag[4];
-      load_a(k_frag, k_tile, ld, 16 * warp, 16 * ks);
-      load_a(v_frag, v_tile, ld, 16 * warp, 16 * ks);
+      for (int ks = 0; ks < Dh / 16; ++ks) {
+        uint32_t k_frag[4], v_frag[4];
+        load_a(k_frag, k_tile, ld, 16 * warp, 16 * ks);
+        load_a(v_frag, v_tile, ld, 16 * warp, 16 * ks);
 #pragma unroll
-      for (int nt = 0; nt < kBackwardTile / 8; ++nt) {
-        uint32_t b0, b1;
-        load_b(b0, b1, q_tile, ld, 8 * nt, 16 * ks);
-        mma_bf16(st[nt], k_frag, b0, b1);
-        load_b(b0, b1, do_tile, ld, 8 * nt, 16 * ks);
-        mma_bf16(dpt[nt], v_frag, b0, b1);
+        for (int nt = 0; nt < kBackwardTile / 8; ++nt) {
+          uint32_t b0, b1;
+          load_b(b0, b1, q_tile, ld, 8 * nt, 16 * ks);
+          mma_bf16(st[nt], k_frag, b0, b1);
+          load_b(b0, b1, do_tile, ld, 8 * nt, 16 * ks);
+          mma_bf16(dpt[nt], v_frag, b0, b1);
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < kBackwardTile / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int q = q0 + 8 * nt + 2 * t + (e & 1);
+          const bool counted = key[e / 2] <= q && q < T;
+          const float p = counted ? exp2f(st[nt][e] * log2_scale - lse[view.lse_offset + q] * log2e) : 0.f;
+          st[nt][e] = p;
+          dpt[nt][e] = counted ? p * (dpt[nt][e] - delta[view.lse_offset + q]) : 0.f;
+        }
+#pragma unroll
+      for (int j = 0; j < kBackwardTile / 16; ++j) {  // sums over queries 16j..16j+15 of the tile
+        uint32_t p_frag[4], ds_frag[4];
+        accumulators_as_a(p_frag, st[2 * j], st[2 * j + 1]);
+        accumulators_as_a(ds_frag, dpt[2 * j], dpt[2 * j + 1]);
+#pragma unroll
+        for (int nt = 0; nt < Dh / 8; ++nt) {
+          uint32_t b0, b1;
+          load_b_transposed(b0, b1, do_tile, ld, 16 * j, 8 * nt);
+          mma_bf16(dv[nt], p_frag, b0, b1);
+          load_b_transposed(b0, b1, q_tile, ld, 16 * j, 8 * nt);
+          mma_bf16(dk[nt], ds_frag, b0, b1);
+        }
       }
     }
-#pragma unroll
-    for (int nt = 0; nt < kBackwardTile / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int qi = 8 * nt + 2 * t + (e & 1);
-        const float p = key[e / 2] <= q0 + qi ? __expf(st[nt][e] * scale - lse_tile[qi]) : 0.f;  // lse is +inf past T
-        st[nt][e] = p;
-        dpt[nt][e] = p * (dpt[nt][e] - delta_tile[qi]);
-      }
-#pragma unroll
-    for (int j = 0; j < kBackwardTile / 16; ++j) {  // sums over queries 16j..16j+15 of the tile
-      uint32_t p_frag[4], ds_frag[4];
-      accumulators_as_a(p_frag, st[2 * j], st[2 * j + 1]);
-      accumulators_as_a(ds_frag, dpt[2 * j], dpt[2 * j + 1]);
-#pragma unroll
-      for (int nt = 0; nt < Dh / 8; ++nt) {
-        uint32_t b0, b1;
-        load_b(b0, b1, dot_tile, ld_t, 8 * nt, 16 * j);
-        mma_bf16(dv[nt], p_frag, b0, b1);
-        load_b(b0, b1, qt_tile, ld_t, 8 * nt, 16 * j);
-        mma_bf16(dk[nt], ds_frag, b0, b1);
-      }
-    }
+    __syncthreads();  // this buffer is refilled two tiles from now
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (key[r] >= T) continue;
-    float* dk_row = dqkv + (view.q - qkv) + static_cast<size_t>(key[r]) * view.qkv_stride + D;
+    float* dk_row = dqkv + view.qkv_offset + static_cast<size_t>(key[r]) * stride + D;
     float* dv_row = dk_row + D;
 #pragma unroll
     for (int nt = 0; nt < Dh / 8; ++nt) {
@@ -293,89 +323,100 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
 }
 
 // dQ: grid (ceil(T/64), B*H); each warp owns 16 queries and sums over the keys at or before them, 32
-// keys per shared tile. dQ = scale dS k.
+// keys per shared tile (double-buffered). dQ = scale dS k.
 template <int Dh>
-__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
+__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
                                                                       const float* delta, int T, int D, int H, float scale) {
-  constexpr int ld = Dh + kPad, ld_t = kBackwardTile + kPad;
+  constexpr int ld = Dh + kPad, kTile = kBackwardTile * ld;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
   bf16* do_tile = q_tile + kBlockRows * ld;        // [64][ld]
-  bf16* k_tile = do_tile + kBlockRows * ld;        // [32][ld]
-  bf16* kt_tile = k_tile + kBackwardTile * ld;     // [Dh][ld_t]
-  bf16* v_tile = kt_tile + Dh * ld_t;              // [32][ld]
+  bf16* k_tiles = do_tile + kBlockRows * ld;       // [2][32][ld]
+  bf16* v_tiles = k_tiles + 2 * kTile;             // [2][32][ld]
   const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
   const int q0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;
-  const HeadView view(qkv, blockIdx.y, T, D, H, Dh);
-  load_tile<Dh>(q_tile, ld, false, view.q, view.qkv_stride, q0, kBlockRows, T);
-  load_tile<Dh>(do_tile, ld, false, dout + view.row_offset, D, q0, kBlockRows, T);
+  const HeadView view(blockIdx.y, T, D, H, Dh);
+  const bf16* q_src = qkv16 + view.qkv_offset;
+  const size_t stride = 3 * static_cast<size_t>(D);
+  load_tile_async<Dh, kBlockRows>(q_tile, q_src, stride, q0, T);
+  load_tile_async<Dh, kBlockRows>(do_tile, dout16 + view.row_offset, D, q0, T);
+  load_tile_async<Dh, kBackwardTile>(k_tiles, q_src + D, stride, 0, T);
+  load_tile_async<Dh, kBackwardTile>(v_tiles, q_src + 2 * D, stride, 0, T);
+  commit_async();
 
   const int row[2] = {q0 + 16 * warp + g, q0 + 16 * warp + g + 8};
-  float row_lse[2], row_delta[2];
+  const float log2_scale = scale * 1.4426950408889634f;
+  float row_lse[2], row_delta[2];  // lse in base-2 units
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    row_lse[r] = row[r] < T ? lse[view.lse_offset + row[r]] : INFINITY;
+    row_lse[r] = row[r] < T ? lse[view.lse_offset + row[r]] * 1.4426950408889634f : INFINITY;
     row_delta[r] = row[r] < T ? delta[view.lse_offset + row[r]] : 0.f;
   }
   float dq[Dh / 8][4] = {};
   const int last_key = min(q0 + kBlockRows, T) - 1;
-  for (int k0 = 0; k0 <= last_key; k0 += kBackwardTile) {
+  for (int k0 = 0, buffer = 0; k0 <= last_key; k0 += kBackwardTile, buffer ^= 1) {
+    if (k0 + kBackwardTile <= last_key) {
+      load_tile_async<Dh, kBackwardTile>(k_tiles + (buffer ^ 1) * kTile, q_src + D, stride, k0 + kBackwardTile, T);
+      load_tile_async<Dh, kBackwardTile>(v_tiles + (buffer ^ 1) * kTile, q_src + 2 * D, stride, k0 + kBackwardTile, T);
+      commit_async();
+      wait_async<1>();
+    } else {
+      wait_async<0>();
+    }
     __syncthreads();
-    load_tile<Dh>(k_tile, ld, false, view.q + D, view.qkv_stride, k0, kBackwardTile, T);
-    load_tile<Dh>(kt_tile, ld_t, true, view.q + D, view.qkv_stride, k0, kBackwardTile, T);
-    load_tile<Dh>(v_tile, ld, false, view.q + 2 * D, view.qkv_stride, k0, kBackwardTile, T);
-    __syncthreads();
-    if (k0 > q0 + 16 * warp + 15) continue;  // every key of the tile follows this warp's queries
-    float s[kBackwardTile / 8][4] = {}, dp[kBackwardTile / 8][4] = {};  // [16 queries x 32 keys]
+    const bf16* k_tile = k_tiles + buffer * kTile;
+    const bf16* v_tile = v_tiles + buffer * kTile;
+    if (k0 <= q0 + 16 * warp + 15) {  // else every key of the tile follows this warp's queries
+      float s[kBackwardTile / 8][4] = {}, dp[kBackwardTile / 8][4] = {};  // [16 queries x 32 keys]
 #pragma unroll
-    for (int ks = 0; ks < Dh / 16; ++ks) {
-      uint32_t q_frag[4], do_frag[4];
-      load_a(q_frag, q_tile, ld, 16 * warp, 16 * ks);
-      load_a(do_frag, do_tile, ld, 16 * warp, 16 * ks);
+      for (int ks = 0; ks < Dh / 16; ++ks) {
+        uint32_t q_frag[4], do_frag[4];
+        load_a(q_frag, q_tile, ld, 16 * warp, 16 * ks);
+        load_a(do_frag, do_tile, ld, 16 * warp, 16 * ks);
 #pragma unroll
-      for (int nt = 0; nt < kBackwardTile / 8; ++nt) {
-        uint32_t b0, b1;
-        load_b(b0, b1, k_tile, ld, 8 * nt, 16 * ks);
-        mma_bf16(s[nt], q_frag, b0, b1);
-        load_b(b0, b1, v_tile, ld, 8 * nt, 16 * ks);
-        mma_bf16(dp[nt], do_frag, b0, b1);
+        for (int nt = 0; nt < kBackwardTile / 8; ++nt) {
+          uint32_t b0, b1;
+          load_b(b0, b1, k_tile, ld, 8 * nt, 16 * ks);
+          mma_bf16(s[nt], q_frag, b0, b1);
+          load_b(b0, b1, v_tile, ld, 8 * nt, 16 * ks);
+          mma_bf16(dp[nt], do_frag, b0, b1);
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < kBackwardTile / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int r = e / 2, key_index = k0 + 8 * nt + 2 * t + (e & 1);
+          const float p = key_index <= row[r] ? exp2f(s[nt][e] * log2_scale - row_lse[r]) : 0.f;
+          dp[nt][e] = p * (dp[nt][e] - row_delta[r]);
+        }
+#pragma unroll
+      for (int j = 0; j < kBackwardTile / 16; ++j) {
+        uint32_t ds_frag[4];
+        accumulators_as_a(ds_frag, dp[2 * j], dp[2 * j + 1]);
+#pragma unroll
+        for (int nt = 0; nt < Dh / 8; ++nt) {
+          uint32_t b0, b1;
+          load_b_transposed(b0, b1, k_tile, ld, 16 * j, 8 * nt);
+          mma_bf16(dq[nt], ds_frag, b0, b1);
+        }
       }
     }
-#pragma unroll
-    for (int nt = 0; nt < kBackwardTile / 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int r = e / 2, key_index = k0 + 8 * nt + 2 * t + (e & 1);
-        const float p = key_index <= row[r] ? __expf(s[nt][e] * scale - row_lse[r]) : 0.f;
-        dp[nt][e] = p * (dp[nt][e] - row_delta[r]);
-      }
-#pragma unroll
-    for (int j = 0; j < kBackwardTile / 16; ++j) {
-      uint32_t ds_frag[4];
-      accumulators_as_a(ds_frag, dp[2 * j], dp[2 * j + 1]);
-#pragma unroll
-      for (int nt = 0; nt < Dh / 8; ++nt) {
-        uint32_t b0, b1;
-        load_b(b0, b1, kt_tile, ld_t, 8 * nt, 16 * j);
-        mma_bf16(dq[nt], ds_frag, b0, b1);
-      }
-    }
+    __syncthreads();
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (row[r] >= T) continue;
-    float* dq_row = dqkv + (view.q - qkv) + static_cast<size_t>(row[r]) * view.qkv_stride;
+    float* dq_row = dqkv + view.qkv_offset + static_cast<size_t>(row[r]) * stride;
 #pragma unroll
     for (int nt = 0; nt < Dh / 8; ++nt)
       *reinterpret_cast<float2*>(dq_row + 8 * nt + 2 * t) = make_float2(dq[nt][2 * r] * scale, dq[nt][2 * r + 1] * scale);
   }
 }
 
-constexpr size_t forward_smem(int Dh) { return sizeof(bf16) * ((kBlockRows + kForwardKeys) * (Dh + kPad) + Dh * (kForwardKeys + kPad)); }
-constexpr size_t dkdv_smem(int Dh) {
-  return sizeof(bf16) * (2 * (kBlockRows + kBackwardTile) * (Dh + kPad) + 2 * Dh * (kBackwardTile + kPad)) + sizeof(float) * 2 * kBackwardTile;
-}
-constexpr size_t dq_smem(int Dh) { return sizeof(bf16) * ((2 * kBlockRows + 2 * kBackwardTile) * (Dh + kPad) + Dh * (kBackwardTile + kPad)); }
+constexpr size_t forward_smem(int Dh) { return sizeof(bf16) * (kBlockRows + 4 * kForwardKeys) * (Dh + kPad); }
+constexpr size_t dkdv_smem(int Dh) { return sizeof(bf16) * (2 * kBlockRows + 4 * kBackwardTile) * (Dh + kPad); }
+constexpr size_t dq_smem(int Dh) { return sizeof(bf16) * (2 * kBlockRows + 4 * kBackwardTile) * (Dh + kPad); }
 
 template <class Kernel>
 void allow_smem(Kernel kernel, size_t bytes) {
@@ -384,9 +425,10 @@ void allow_smem(Kernel kernel, size_t bytes) {
 
 template <int Dh>
 void forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H) {
+  const bf16* qkv16 = to_bf16(ctx, kSlotCastA, qkv, static_cast<size_t>(B) * T * 3 * D);
   const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
   allow_smem(flash_forward_kernel<Dh>, forward_smem(Dh));
-  flash_forward_kernel<Dh><<<grid, kThreads, forward_smem(Dh), ctx.stream()>>>(out, lse, qkv, T, D, H, 1.f / sqrtf(static_cast<float>(Dh)));
+  flash_forward_kernel<Dh><<<grid, kThreads, forward_smem(Dh), ctx.stream()>>>(out, lse, qkv16, T, D, H, 1.f / sqrtf(static_cast<float>(Dh)));
   MM_LAUNCH_CHECK();
 }
 
@@ -396,13 +438,15 @@ void backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, co
   const size_t rows = static_cast<size_t>(B) * T * H;
   attention_delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, ctx.stream()>>>(delta, dout, out, B, T, D, H);
   MM_LAUNCH_CHECK();
+  const bf16* qkv16 = to_bf16(ctx, kSlotCastA, qkv, static_cast<size_t>(B) * T * 3 * D);
+  const bf16* dout16 = to_bf16(ctx, kSlotCastB, dout, static_cast<size_t>(B) * T * D);
   const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
   const float scale = 1.f / sqrtf(static_cast<float>(Dh));
   allow_smem(flash_backward_dkdv_kernel<Dh>, dkdv_smem(Dh));
-  flash_backward_dkdv_kernel<Dh><<<grid, kThreads, dkdv_smem(Dh), ctx.stream()>>>(dqkv, dout, qkv, lse, delta, T, D, H, scale);
+  flash_backward_dkdv_kernel<Dh><<<grid, kThreads, dkdv_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, T, D, H, scale);
   MM_LAUNCH_CHECK();
   allow_smem(flash_backward_dq_kernel<Dh>, dq_smem(Dh));
-  flash_backward_dq_kernel<Dh><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout, qkv, lse, delta, T, D, H, scale);
+  flash_backward_dq_kernel<Dh><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, T, D, H, scale);
   MM_LAUNCH_CHECK();
 }
 
