@@ -80,6 +80,13 @@ void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, fl
                                              stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A, int lda, const __nv_bfloat16* B, int ldb,
+               __nv_bfloat16* C, int ldc) {
+  const float alpha = 1.f, beta = 0.f;
+  MM_CUBLAS_CHECK(cublasGemmEx(ctx.cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_16BF,
+                               ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 GemmOperand gemm_operand(Context& ctx, int slot, const float* x, size_t n) {
   if (ctx.precision() == Precision::Bf16) return {nullptr, to_bf16(ctx, slot, x, n)};
   return {x, nullptr};

@@ -99,6 +99,9 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float a
 // The same GEMM on operands already rounded to bf16 (fp32 accumulation, fp32 C).
 void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const __nv_bfloat16* A, int lda, long long stride_a,
                const __nv_bfloat16* B, int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch = 1);
+// ... and with a bf16 C: fp32 accumulation, each result rounded once (beta 0).
+void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A, int lda, const __nv_bfloat16* B, int ldb,
+               __nv_bfloat16* C, int ldc);
 
 // Rounds src[0, n) to bf16 into scratch slot `slot`; valid until that slot is used again.
 const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n);

@@ -9,6 +9,7 @@
 #include "cuda_ops.h"
 #include "elementwise.cuh"
 #include "embedding.cuh"
+#include "feed_forward.cuh"
 #include "linear.cuh"
 #include "masked_mix.cuh"
 #include "norms.cuh"
@@ -93,6 +94,20 @@ class CudaOps final : public Ops<float> {
   }
   void rope_forward(float* qkv, int B, int T, int D, int H) override { cuda::rope_forward(ctx_, qkv, B, T, D, H); }
   void rope_backward(float* dqkv, int B, int T, int D, int H) override { cuda::rope_backward(ctx_, dqkv, B, T, D, H); }
+  // bf16: hidden activations kept in bf16 by cuda/feed_forward.cu; otherwise the composed default.
+  size_t ffn_state_size(int N, int F, FfnActivation act) const override {
+    return bf16() ? cuda::ffn_state_floats(N, F, act) : Ops<float>::ffn_state_size(N, F, act);
+  }
+  void ffn_forward(float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2, int N, int D, int F,
+                   FfnActivation act) override {
+    if (bf16()) cuda::ffn_forward(ctx_, out, state, inp, w1, b1, w2, b2, N, D, F, act);
+    else Ops<float>::ffn_forward(out, state, inp, w1, b1, w2, b2, N, D, F, act);
+  }
+  void ffn_backward(float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* inp, const float* state,
+                    const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact, float* dpre) override {
+    if (bf16()) cuda::ffn_backward(ctx_, dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre);
+    else Ops<float>::ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre);
+  }
   bool attention_is_fused(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
   void attention_forward(float* out, float* state, const float* qkv, int B, int T, int D, int H) override {
     cuda::attention_forward(ctx_, out, state, qkv, B, T, D, H);
@@ -110,6 +125,7 @@ class CudaOps final : public Ops<float> {
   }
 
  private:
+  bool bf16() const { return ctx_.precision() == Precision::Bf16; }
   cuda::Context ctx_;
   std::unordered_map<void*, size_t> sizes_;
 };

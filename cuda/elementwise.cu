@@ -1,6 +1,8 @@
 // Pointwise kernels: residual adds, axpy, exact GELU (vectorized), SwiGLU.
 #include "elementwise.cuh"
 
+#include "activations.cuh"
+
 #include <cstdint>
 #include <initializer_list>
 
@@ -24,13 +26,6 @@ __device__ __forceinline__ float4 load4(const float* p, size_t q) { return reint
 __device__ __forceinline__ void store4(float* p, size_t q, float4 v) { reinterpret_cast<float4*>(p)[q] = v; }
 template <class F>
 __device__ __forceinline__ float4 map4(float4 a, float4 b, F f) { return make_float4(f(a.x, b.x), f(a.y, b.y), f(a.z, b.z), f(a.w, b.w)); }
-
-__device__ __forceinline__ float gelu(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
-__device__ __forceinline__ float gelu_grad(float go, float x) {
-  const float cdf = 0.5f * (1.f + erff(x * 0.70710678118654752f));
-  const float pdf = 0.39894228040143268f * __expf(-0.5f * x * x);
-  return go * (cdf + x * pdf);
-}
 
 struct AddInplace {  // dst += src
   float* dst; const float* src;
@@ -83,18 +78,17 @@ __global__ void swiglu_forward_kernel(float* out, const float* inp, int N, int H
   const size_t total = static_cast<size_t>(N) * H;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t n = i / H, h = i % H;
-    const float g = inp[n * 2 * H + h], u = inp[n * 2 * H + H + h];
-    out[i] = g / (1.f + __expf(-g)) * u;
+    out[i] = swiglu(inp[n * 2 * H + h], inp[n * 2 * H + H + h]);
   }
 }
 __global__ void swiglu_backward_kernel(float* dinp, const float* dout, const float* inp, int N, int H) {
   const size_t total = static_cast<size_t>(N) * H;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t n = i / H, h = i % H;
-    const float g = inp[n * 2 * H + h], u = inp[n * 2 * H + H + h], go = dout[i];
-    const float s = 1.f / (1.f + __expf(-g));
-    dinp[n * 2 * H + H + h] = go * g * s;
-    dinp[n * 2 * H + h] = go * u * s * (1.f + g * (1.f - s));
+    float dg, du;
+    swiglu_grad(dout[i], inp[n * 2 * H + h], inp[n * 2 * H + H + h], dg, du);
+    dinp[n * 2 * H + h] = dg;
+    dinp[n * 2 * H + H + h] = du;
   }
 }
 

@@ -24,10 +24,10 @@ struct LtPreference {
 // out[N,OC] = inp[N,IC] @ w[OC,IC]^T + b[OC] in one cuBLASLt call. Column-major view:
 // out^T [OC,N] = (w^T stored [IC,OC])^T @ inp^T [IC,N], bias along the OC rows of D.
 // Returns false (nothing done) when cuBLASLt has no algorithm for the shape.
-bool linear_forward_bias_epilogue(Context& ctx, float* out, const float* inp, const float* w, const float* b, int N, int IC, int OC) {
-  const bool bf16 = ctx.precision() == Precision::Bf16;
-  const void* a = bf16 ? static_cast<const void*>(to_bf16(ctx, kSlotCastA, w, static_cast<size_t>(OC) * IC)) : w;
-  const void* bm = bf16 ? static_cast<const void*>(to_bf16(ctx, kSlotCastB, inp, static_cast<size_t>(N) * IC)) : inp;
+bool linear_forward_bias_epilogue(Context& ctx, float* out, GemmOperand inp, GemmOperand w, const float* b, int N, int IC, int OC) {
+  const bool bf16 = w.bf16 != nullptr;
+  const void* a = bf16 ? static_cast<const void*>(w.bf16) : w.f32;
+  const void* bm = bf16 ? static_cast<const void*>(inp.bf16) : inp.f32;
   const cudaDataType_t operand_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
   LtDesc op;
   MM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op.desc, bf16 ? CUBLAS_COMPUTE_32F : ctx.compute_type(), CUDA_R_32F));
@@ -61,6 +61,11 @@ __global__ void add_bias_kernel(float* out, const float* b, int N, int OC) {
 }  // namespace
 
 void linear_forward(Context& ctx, float* out, const float* inp, const float* w, const float* b, int N, int IC, int OC) {
+  linear_forward(ctx, out, gemm_operand(ctx, kSlotCastB, inp, static_cast<size_t>(N) * IC), gemm_operand(ctx, kSlotCastA, w, static_cast<size_t>(OC) * IC),
+                 b, N, IC, OC);
+}
+
+void linear_forward(Context& ctx, float* out, GemmOperand inp, GemmOperand w, const float* b, int N, int IC, int OC) {
   if (b && linear_forward_bias_epilogue(ctx, out, inp, w, b, N, IC, OC)) return;
   gemm(ctx, false, true, N, OC, IC, 1.f, inp, IC, 0, w, IC, 0, 0.f, out, OC, 0);
   if (b) {

@@ -16,6 +16,7 @@ __device__ __forceinline__ float warp_max(float v) {
 
 // dst[c] += sum_r src[r, c] over rows in fixed order (two passes).
 void column_sum_accumulate(Context& ctx, float* dst, const float* src, int rows, int cols);
+void column_sum_accumulate(Context& ctx, float* dst, const __nv_bfloat16* src, int rows, int cols);
 
 // Second pass of a two-pass column sum: dst[c] += sum_k partial[k, c] for k < chunks, in order.
 void accumulate_partials(Context& ctx, float* dst, const float* partial, int chunks, int cols);

@@ -55,7 +55,7 @@ template <class T>
 class MixerBlock final : public Block<T> {
  public:
   MixerBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, RecomputeBuffers<T> recompute)
-      : c_(c), s_(s), ops_(ops), acts_(ops), recompute_(recompute.pre != nullptr) {
+      : c_(c), s_(s), ops_(ops), acts_(ops), recompute_(recompute.ffn_state != nullptr) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, ModelKind::Mixer);
@@ -108,8 +108,7 @@ class MixerBlock final : public Block<T> {
     mix_out_ = acts_.make(rows * D);
     x2_ = acts_.make(rows * D);
     ln2_ = acts_.make(rows * D); ln2_mean_ = acts_.make(rows); ln2_rstd_ = acts_.make(rows);
-    fc_ = recompute_ ? recompute.pre : acts_.make(rows * F);
-    gelu_ = recompute_ ? recompute.act : acts_.make(rows * F);
+    ffn_state_ = recompute_ ? recompute.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), F, FfnActivation::Gelu));
   }
 
   void forward(const T* x, T* y, int B) override {
@@ -119,9 +118,7 @@ class MixerBlock final : public Block<T> {
     token_mix_forward(B);
     ops_.add(x2_, x, mix_out_, ND);
     ops_.layernorm_forward(ln2_, ln2_mean_, ln2_rstd_, x2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
-    ops_.linear_forward(fc_, ln2_, s_.p(fc_w_), s_.p(fc_b_), N, D, F);
-    ops_.gelu_forward(gelu_, fc_, static_cast<size_t>(N) * F);
-    ops_.linear_forward(y, gelu_, s_.p(pr_w_), s_.p(pr_b_), N, F, D);
+    ops_.ffn_forward(y, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), N, D, F, FfnActivation::Gelu);
     ops_.add_inplace(y, x2_, ND);
     x_ = x;
   }
@@ -134,13 +131,10 @@ class MixerBlock final : public Block<T> {
     T* dff = ws.a;   // [N,F]
     T* dln = ws.b;   // [N,D]
     T* dx2 = ws.c;   // [N,D]
-    if (recompute_) {  // the shared buffers hold the last block's values: rebuild this block's (bit-identical)
-      ops_.linear_forward(fc_, ln2_, s_.p(fc_w_), s_.p(fc_b_), N, D, F);
-      ops_.gelu_forward(gelu_, fc_, static_cast<size_t>(N) * F);
-    }
-    ops_.linear_backward(dff, s_.g(pr_w_), s_.g(pr_b_), dy, gelu_, s_.p(pr_w_), N, F, D);
-    ops_.gelu_backward(dff, dff, fc_, static_cast<size_t>(N) * F);
-    ops_.linear_backward(dln, s_.g(fc_w_), s_.g(fc_b_), dff, ln2_, s_.p(fc_w_), N, D, F);
+    if (recompute_)  // the shared state holds the last block's values: rebuild this block's (bit-identical)
+      ops_.ffn_forward(nullptr, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), N, D, F, FfnActivation::Gelu);
+    ops_.ffn_backward(dln, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, ln2_, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
+                      FfnActivation::Gelu, dff, dff);
     ops_.layernorm_backward(dx2, s_.g(ln2_w_), s_.g(ln2_b_), dln, x2_, s_.p(ln2_w_), ln2_mean_, ln2_rstd_, N, D);
     ops_.add_inplace(dx2, dy, ND);
     token_mix_backward(dx2, dln, B, ws.a);
@@ -223,11 +217,11 @@ class MixerBlock final : public Block<T> {
   const ParamStore<T>& s_;
   Ops<T>& ops_;
   Acts<T> acts_;
-  bool recompute_;  // fc_ and gelu_ are the model's shared RecomputeBuffers, rebuilt in backward
+  bool recompute_;  // ffn_state_ is the model's shared RecomputeBuffers state, rebuilt in backward
   size_t ln1_w_, ln1_b_, ln2_w_, ln2_b_, fc_w_, fc_b_, pr_w_, pr_b_, proj_w_ = 0, proj_b_ = 0, out_w_ = 0, out_b_ = 0;
   std::vector<size_t> mix_w_, mix_c_;
   const T* x_ = nullptr;
-  T *ln1_, *ln1_mean_, *ln1_rstd_, *mix_out_, *x2_, *ln2_, *ln2_mean_, *ln2_rstd_, *fc_, *gelu_;
+  T *ln1_, *ln1_mean_, *ln1_rstd_, *mix_out_, *x2_, *ln2_, *ln2_mean_, *ln2_rstd_, *ffn_state_;
   T *proj_ = nullptr, *mixed_ = nullptr, *inner_pre_ = nullptr, *inner_act_ = nullptr;
   std::vector<T*> branch_pre_;
 };
@@ -239,7 +233,7 @@ class LlamaBlock final : public Block<T> {
  public:
   LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid,
              RecomputeBuffers<T> recompute)
-      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(recompute.pre != nullptr), shared_attention_(recompute.probs != nullptr) {
+      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(recompute.ffn_state != nullptr), shared_attention_(recompute.probs != nullptr) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, c.kind);
@@ -267,8 +261,7 @@ class LlamaBlock final : public Block<T> {
     }
     x2_ = acts_.make(rows * D);
     h2_ = acts_.make(rows * D); rstd2_ = acts_.make(rows);
-    gu_ = recompute_ ? recompute.pre : acts_.make(rows * 2 * F);
-    sw_ = recompute_ ? recompute.act : acts_.make(rows * F);
+    ffn_state_ = recompute_ ? recompute.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), F, FfnActivation::SwiGlu));
   }
 
   void forward(const T* x, T* y, int B) override {
@@ -288,9 +281,7 @@ class LlamaBlock final : public Block<T> {
       ops_.add_inplace(x2_, x, ND);                                     // x2 = a + x
     }
     ops_.rmsnorm_forward(h2_, rstd2_, x2_, s_.p(mlp_norm_), N, D);
-    ops_.linear_forward(gu_, h2_, s_.p(gu_w_), nullptr, N, D, 2 * F);
-    ops_.swiglu_forward(sw_, gu_, N, F);
-    ops_.linear_forward(y, sw_, s_.p(down_w_), nullptr, N, F, D);
+    ops_.ffn_forward(y, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, N, D, F, FfnActivation::SwiGlu);
     ops_.add_inplace(y, x2_, ND);
     x_ = x;
   }
@@ -303,13 +294,11 @@ class LlamaBlock final : public Block<T> {
     T* wide = ws.a;  // [N, 2F]
     T* mid = ws.b;   // [N, max(F, 3D)]
     T* dx2 = ws.c;   // [N, D]
-    if (recompute_) {  // rebuild this block's feed-forward activations in the shared buffers (bit-identical)
-      ops_.linear_forward(gu_, h2_, s_.p(gu_w_), nullptr, N, D, 2 * F);
-      ops_.swiglu_forward(sw_, gu_, N, F);
-    }
-    ops_.linear_backward(mid, s_.g(down_w_), nullptr, dy, sw_, s_.p(down_w_), N, F, D);  // dsw [N,F]
-    ops_.swiglu_backward(wide, mid, gu_, N, F);                                          // dgu [N,2F]
-    ops_.linear_backward(mid, s_.g(gu_w_), nullptr, wide, h2_, s_.p(gu_w_), N, D, 2 * F);  // dh2 [N,D]
+    if (recompute_)  // rebuild this block's feed-forward state in the shared buffer (bit-identical)
+      ops_.ffn_forward(nullptr, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, N, D, F, FfnActivation::SwiGlu);
+    // dh2 [N,D] into mid, which also serves as the [N,F] activation gradient; wide takes the [N,2F] one
+    ops_.ffn_backward(mid, s_.g(gu_w_), nullptr, s_.g(down_w_), nullptr, dy, h2_, ffn_state_, s_.p(gu_w_), nullptr, s_.p(down_w_), N, D, F,
+                      FfnActivation::SwiGlu, mid, wide);
     ops_.rmsnorm_backward(dx2, s_.g(mlp_norm_), mid, x2_, s_.p(mlp_norm_), rstd2_, N, D);
     ops_.add_inplace(dx2, dy, ND);
     const T* do_ = dx2;
@@ -337,11 +326,11 @@ class LlamaBlock final : public Block<T> {
   Ops<T>& ops_;
   Acts<T> acts_;
   bool hybrid_;
-  bool recompute_;         // gu_ and sw_ are the model's shared RecomputeBuffers, rebuilt in backward
+  bool recompute_;         // ffn_state_ is the model's shared RecomputeBuffers state, rebuilt in backward
   bool shared_attention_;  // att_state_ (probabilities) too; a fused backend's small state stays per block
   size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
   const T* x_ = nullptr;
-  T *h1_, *rstd1_, *qkv_, *att_state_, *att_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *gu_, *sw_;
+  T *h1_, *rstd1_, *qkv_, *att_state_, *att_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *ffn_state_;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -373,8 +362,7 @@ class GptBlock final : public Block<T> {
     att_ = acts_.make(rows * D);
     r1_ = acts_.make(rows * D);
     n_ = acts_.make(rows * D); mean1_ = acts_.make(rows); rstd1_ = acts_.make(rows);
-    fc_ = acts_.make(rows * F);
-    gelu_ = acts_.make(rows * F);
+    ffn_state_ = acts_.make(ops.ffn_state_size(static_cast<int>(rows), F, FfnActivation::Gelu));
     r2_ = acts_.make(rows * D); mean2_ = acts_.make(rows); rstd2_ = acts_.make(rows);
   }
 
@@ -386,9 +374,7 @@ class GptBlock final : public Block<T> {
     ops_.linear_forward(r1_, att_, s_.p(out_w_), s_.p(out_b_), N, D, D);
     ops_.add_inplace(r1_, x, ND);
     ops_.layernorm_forward(n_, mean1_, rstd1_, r1_, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
-    ops_.linear_forward(fc_, n_, s_.p(fc_w_), s_.p(fc_b_), N, D, F);
-    ops_.gelu_forward(gelu_, fc_, static_cast<size_t>(N) * F);
-    ops_.linear_forward(r2_, gelu_, s_.p(pr_w_), s_.p(pr_b_), N, F, D);
+    ops_.ffn_forward(r2_, ffn_state_, n_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), N, D, F, FfnActivation::Gelu);
     ops_.add_inplace(r2_, n_, ND);
     ops_.layernorm_forward(y, mean2_, rstd2_, r2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
     x_ = x;
@@ -403,9 +389,8 @@ class GptBlock final : public Block<T> {
     T* dr = ws.b;    // [N,D]
     T* dn = ws.c;    // [N,D]
     ops_.layernorm_backward(dr, s_.g(ln2_w_), s_.g(ln2_b_), dy, r2_, s_.p(ln2_w_), mean2_, rstd2_, N, D);  // dr2
-    ops_.linear_backward(wide, s_.g(pr_w_), s_.g(pr_b_), dr, gelu_, s_.p(pr_w_), N, F, D);
-    ops_.gelu_backward(wide, wide, fc_, static_cast<size_t>(N) * F);
-    ops_.linear_backward(dn, s_.g(fc_w_), s_.g(fc_b_), wide, n_, s_.p(fc_w_), N, D, F);
+    ops_.ffn_backward(dn, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dr, n_, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
+                      FfnActivation::Gelu, wide, wide);
     ops_.add_inplace(dn, dr, ND);
     ops_.layernorm_backward(dr, s_.g(ln1_w_), s_.g(ln1_b_), dn, r1_, s_.p(ln1_w_), mean1_, rstd1_, N, D);  // dr1
     ops_.linear_backward(dn, s_.g(out_w_), s_.g(out_b_), dr, att_, s_.p(out_w_), N, D, D);                // datt
@@ -421,7 +406,7 @@ class GptBlock final : public Block<T> {
   Acts<T> acts_;
   size_t qkv_w_, qkv_b_, out_w_, out_b_, ln1_w_, ln1_b_, fc_w_, fc_b_, pr_w_, pr_b_, ln2_w_, ln2_b_;
   const T* x_ = nullptr;
-  T *qkv_, *att_state_, *att_, *r1_, *n_, *mean1_, *rstd1_, *fc_, *gelu_, *r2_, *mean2_, *rstd2_;
+  T *qkv_, *att_state_, *att_, *r1_, *n_, *mean1_, *rstd1_, *ffn_state_, *r2_, *mean2_, *rstd2_;
 };
 
 }  // namespace

@@ -56,13 +56,11 @@ class Block {
 };
 
 // Buffers shared by every block when activations are recomputed in backward instead of stored per
-// block (--recompute). Mixer: pre = W1 LN(x) + b1 [N,F], act = GELU(pre) [N,F]. Llama/hybrid: pre = the
-// gate|up projection [N,2F], act = SwiGLU(pre) [N,F], probs = attention probabilities [B,H,T,T] (null
-// when the backend's attention is fused: its per-block state is only [B,H,T]).
+// block (--recompute): the feed-forward state (Ops::ffn_forward) and, for Llama/hybrid, the attention
+// probabilities [B,H,T,T] (null when the backend's attention is fused: its state is only [B,H,T]).
 template <class T>
 struct RecomputeBuffers {
-  T* pre = nullptr;
-  T* act = nullptr;
+  T* ffn_state = nullptr;
   T* probs = nullptr;
 };
 

@@ -75,7 +75,7 @@ class Model {
   DeviceArray<int32_t, T> tokens_, targets_;
   std::vector<DeviceArray<T, T>> resid_;  // L+1 buffers [B,T,D]
   DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dhidden_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
-  DeviceArray<T, T> recompute_pre_, recompute_act_, recompute_probs_;  // RecomputeBuffers shared by the blocks (empty unless recompute)
+  DeviceArray<T, T> recompute_ffn_, recompute_probs_;  // RecomputeBuffers shared by the blocks (empty unless recompute)
   int last_batch_ = 0;
   int64_t n_targets_ = 0;
 };

@@ -18,6 +18,10 @@ enum class Device { Cpu, Cuda };
 enum class Precision { Fp32, Tf32, Bf16 };
 inline const char* precision_name(Precision p) { return p == Precision::Fp32 ? "fp32" : p == Precision::Tf32 ? "tf32" : "bf16"; }
 
+// The feed-forward sublayer's activation: exact GELU on [N,F], or SwiGLU on the gate|up rows [N,2F].
+enum class FfnActivation { Gelu, SwiGlu };
+inline int ffn_pre_width(int F, FfnActivation act) { return act == FfnActivation::SwiGlu ? 2 * F : F; }
+
 template <class T>
 class Ops {
  public:
@@ -89,6 +93,34 @@ class Ops {
   virtual void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H) = 0;
   // out: what attention_forward wrote
   virtual void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H) = 0;
+
+  // Feed-forward sublayer, one op so that a backend chooses how its hidden activations are kept:
+  //   pre = inp[N,D] @ w1^T + b1 [N,Fp], act = GELU(pre) [N,F] (Fp = F) or SwiGLU(pre) (Fp = 2F, gate|up),
+  //   out[N,D] = act @ w2^T + b2;  w1 [Fp,D], w2 [D,F], b1/b2 may be null.
+  // `state` keeps pre and act for backward: ffn_state_size() elements (both in T here; the CUDA bf16
+  // backend keeps them in bf16, half the size). out == nullptr rebuilds only the state (--recompute).
+  // The defaults compose the ops above. Backward takes the forward's b1 (a backend may keep pre without
+  // it) and scratch dact [N,F] and dpre [N,Fp]: for GELU they may be one array; dinp may alias dact.
+  virtual size_t ffn_state_size(int N, int F, FfnActivation act) const { return static_cast<size_t>(N) * (ffn_pre_width(F, act) + F); }
+  virtual void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, int N, int D, int F, FfnActivation act) {
+    const int Fp = ffn_pre_width(F, act);
+    T* pre = state;
+    T* hidden = state + static_cast<size_t>(N) * Fp;
+    linear_forward(pre, inp, w1, b1, N, D, Fp);
+    if (act == FfnActivation::Gelu) gelu_forward(hidden, pre, static_cast<size_t>(N) * F);
+    else swiglu_forward(hidden, pre, N, F);
+    if (out) linear_forward(out, hidden, w2, b2, N, F, D);
+  }
+  virtual void ffn_backward(T* dinp, T* dw1, T* db1, T* dw2, T* db2, const T* dout, const T* inp, const T* state, const T* w1, const T* b1,
+                            const T* w2, int N, int D, int F, FfnActivation act, T* dact, T* dpre) {
+    const int Fp = ffn_pre_width(F, act);
+    const T* pre = state;
+    const T* hidden = state + static_cast<size_t>(N) * Fp;
+    linear_backward(dact, dw2, db2, dout, hidden, w2, N, F, D);
+    if (act == FfnActivation::Gelu) gelu_backward(dpre, dact, pre, static_cast<size_t>(N) * F);
+    else swiglu_backward(dpre, dact, pre, N, F);
+    linear_backward(dinp, dw1, db1, dpre, inp, w1, N, D, Fp);
+  }
 
   // Fused softmax + cross-entropy. losses[N] = -log softmax(logits)[target] (0 where target < 0);
   // when dlogits != nullptr it receives (softmax - onehot) * dscale for counted rows, 0 elsewhere

@@ -109,6 +109,16 @@ class ProfiledOps final : public Ops<T> {
   void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) override {
     time("rope_backward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_backward(dqkv, B, T_ctx, D, H); });
   }
+  size_t ffn_state_size(int N, int F, FfnActivation act) const override { return inner_.ffn_state_size(N, F, act); }
+  void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, int N, int D, int F, FfnActivation act) override {
+    time(out ? "ffn_forward" : "ffn_recompute", [&] { return ffn_shape(N, D, F, act); },
+         [&] { inner_.ffn_forward(out, state, inp, w1, b1, w2, b2, N, D, F, act); });
+  }
+  void ffn_backward(T* dinp, T* dw1, T* db1, T* dw2, T* db2, const T* dout, const T* inp, const T* state, const T* w1, const T* b1, const T* w2,
+                    int N, int D, int F, FfnActivation act, T* dact, T* dpre) override {
+    time("ffn_backward", [&] { return ffn_shape(N, D, F, act); },
+         [&] { inner_.ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre); });
+  }
   bool attention_is_fused(int D, int H) const override { return inner_.attention_is_fused(D, H); }
   void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H) override {
     time("attention_forward", [&] { return attention_shape(B, T_ctx, D, H); }, [&] { inner_.attention_forward(out, state, qkv, B, T_ctx, D, H); });
@@ -138,6 +148,9 @@ class ProfiledOps final : public Ops<T> {
   static std::string rows(long N, long D) { return fmt::format("{}x{}", N, D); }
   static std::string linear_shape(int N, int IC, int OC, bool bias) { return fmt::format("{}x{}->{}{}", N, IC, OC, bias ? "+b" : ""); }
   static std::string mix_shape(int B, int Ti, int To, int D, int G) { return fmt::format("B{} {}->{} D{} G{}", B, Ti, To, D, G); }
+  static std::string ffn_shape(int N, int D, int F, FfnActivation act) {
+    return fmt::format("{}x{}->{} {}", N, D, F, act == FfnActivation::Gelu ? "gelu" : "swiglu");
+  }
   static std::string attention_shape(int B, int T_ctx, int D, int H) { return fmt::format("B{} T{} D{} H{}", B, T_ctx, D, H); }
 
   // shape() names the call's shape; it runs only while profiling, so a disabled wrapper costs nothing more.

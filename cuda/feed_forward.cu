@@ -1,0 +1,177 @@
+// Feed-forward sublayer at precision bf16 (see feed_forward.cuh): bf16 activation kernels, forward and
+// backward side by side, and the GEMM sequence around them.
+#include "activations.cuh"
+#include "feed_forward.cuh"
+#include "linear.cuh"
+#include "reduce.cuh"
+
+namespace mm::cuda {
+
+namespace {
+using bf16 = __nv_bfloat16;
+constexpr int kThreads = 256;
+
+// W consecutive bf16 values <-> floats (W = 8: one 16-byte access).
+template <int W>
+__device__ __forceinline__ void load_bf16(const bf16* p, float (&v)[W]) {
+  if constexpr (W == 8) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __bfloat1622float2(pairs[i]);
+      v[2 * i] = f.x;
+      v[2 * i + 1] = f.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < W; ++i) v[i] = __bfloat162float(p[i]);
+  }
+}
+template <int W>
+__device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[W]) {
+  if constexpr (W == 8) {
+    uint4 raw;
+    auto* pairs = reinterpret_cast<__nv_bfloat162*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) pairs[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+    *reinterpret_cast<uint4*>(p) = raw;
+  } else {
+#pragma unroll
+    for (int i = 0; i < W; ++i) p[i] = __float2bfloat16_rn(v[i]);
+  }
+}
+
+// Activations over rows of width F (W values per step, W divides F). `bias` [Fp] or null is added to
+// pre in fp32 first. GELU: act = GELU(pre + b), dpre = dact GELU'(pre + b) (dpre may be dact).
+// SwiGLU: pre rows are gate | up [2F]; act = silu(g) u, dpre = (dg | du).
+template <int W>
+__global__ void gelu_forward_bf16(bf16* act, const bf16* pre, const float* bias, size_t n, int F) {
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < n / W; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t i = k * W;
+    const int col = static_cast<int>(i % F);
+    float x[W];
+    load_bf16<W>(pre + i, x);
+#pragma unroll
+    for (int j = 0; j < W; ++j) x[j] = gelu(x[j] + (bias ? bias[col + j] : 0.f));
+    store_bf16<W>(act + i, x);
+  }
+}
+template <int W>
+__global__ void gelu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, size_t n, int F) {
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < n / W; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t i = k * W;
+    const int col = static_cast<int>(i % F);
+    float x[W], g[W];
+    load_bf16<W>(pre + i, x);
+    load_bf16<W>(dact + i, g);
+#pragma unroll
+    for (int j = 0; j < W; ++j) g[j] = gelu_grad(g[j], x[j] + (bias ? bias[col + j] : 0.f));
+    store_bf16<W>(dpre + i, g);
+  }
+}
+template <int W>
+__global__ void swiglu_forward_bf16(bf16* act, const bf16* pre, const float* bias, int N, int F) {
+  const size_t n = static_cast<size_t>(N) * F;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < n / W; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t row = k * W / F;
+    const int col = static_cast<int>(k * W % F);
+    float g[W], u[W];
+    load_bf16<W>(pre + row * 2 * F + col, g);
+    load_bf16<W>(pre + row * 2 * F + F + col, u);
+#pragma unroll
+    for (int j = 0; j < W; ++j) g[j] = swiglu(g[j] + (bias ? bias[col + j] : 0.f), u[j] + (bias ? bias[F + col + j] : 0.f));
+    store_bf16<W>(act + k * W, g);
+  }
+}
+template <int W>
+__global__ void swiglu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
+  const size_t n = static_cast<size_t>(N) * F;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < n / W; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const size_t row = k * W / F;
+    const int col = static_cast<int>(k * W % F);
+    float g[W], u[W], go[W];
+    load_bf16<W>(pre + row * 2 * F + col, g);
+    load_bf16<W>(pre + row * 2 * F + F + col, u);
+    load_bf16<W>(dact + k * W, go);
+#pragma unroll
+    for (int j = 0; j < W; ++j) swiglu_grad(go[j], g[j] + (bias ? bias[col + j] : 0.f), u[j] + (bias ? bias[F + col + j] : 0.f), g[j], u[j]);
+    store_bf16<W>(dpre + row * 2 * F + col, g);
+    store_bf16<W>(dpre + row * 2 * F + F + col, u);
+  }
+}
+
+// Eight values per thread when rows split into aligned 16-byte groups, else one.
+bool by_eight(int F, std::initializer_list<const void*> ptrs) {
+  if (F % 8 != 0) return false;
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+int grid(Context& ctx, size_t work) {
+  return static_cast<int>(std::min<size_t>(blocks_for(std::max<size_t>(work, 1), kThreads), static_cast<size_t>(ctx.sm_count()) * 16));
+}
+
+void activation_forward(Context& ctx, bf16* act, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
+  const size_t n = static_cast<size_t>(N) * F;
+  const bool vec = by_eight(F, {act, pre});
+  if (kind == FfnActivation::Gelu) {
+    if (vec) gelu_forward_bf16<8><<<grid(ctx, n / 8), kThreads, 0, ctx.stream()>>>(act, pre, bias, n, F);
+    else gelu_forward_bf16<1><<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(act, pre, bias, n, F);
+  } else {
+    if (vec) swiglu_forward_bf16<8><<<grid(ctx, n / 8), kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
+    else swiglu_forward_bf16<1><<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
+  }
+  MM_LAUNCH_CHECK();
+}
+
+void activation_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
+  const size_t n = static_cast<size_t>(N) * F;
+  const bool vec = by_eight(F, {dpre, dact, pre});
+  if (kind == FfnActivation::Gelu) {
+    if (vec) gelu_backward_bf16<8><<<grid(ctx, n / 8), kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, n, F);
+    else gelu_backward_bf16<1><<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, n, F);
+  } else {
+    if (vec) swiglu_backward_bf16<8><<<grid(ctx, n / 8), kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+    else swiglu_backward_bf16<1><<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+  }
+  MM_LAUNCH_CHECK();
+}
+}  // namespace
+
+size_t ffn_state_floats(int N, int F, FfnActivation act) { return (static_cast<size_t>(N) * (ffn_pre_width(F, act) + F) + 1) / 2; }
+
+void ffn_forward(Context& ctx, float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2, int N,
+                 int D, int F, FfnActivation act) {
+  const int Fp = ffn_pre_width(F, act);
+  bf16* pre = reinterpret_cast<bf16*>(state);        // [N,Fp]
+  bf16* hidden = pre + static_cast<size_t>(N) * Fp;  // [N,F]
+  const bf16* x16 = to_bf16(ctx, kSlotCastB, inp, static_cast<size_t>(N) * D);
+  const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
+  gemm_bf16(ctx, false, true, N, Fp, D, x16, D, w1_16, D, pre, Fp);  // pre = x w1^T (b1 is added by the activation)
+  activation_forward(ctx, hidden, pre, b1, N, F, act);
+  if (!out) return;  // recompute: the state is all that was asked for
+  linear_forward(ctx, out, GemmOperand{nullptr, hidden}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, N, F, D);
+}
+
+void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* inp, const float* state,
+                  const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact, float* dpre) {
+  const int Fp = ffn_pre_width(F, act);
+  const bf16* pre = reinterpret_cast<const bf16*>(state);
+  const bf16* hidden = pre + static_cast<size_t>(N) * Fp;
+  bf16* dact16 = reinterpret_cast<bf16*>(dact);  // [N,F]
+  bf16* dpre16 = reinterpret_cast<bf16*>(dpre);  // [N,Fp]
+  const bf16* dout16 = to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * D);
+  const bf16* w2_16 = to_bf16(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F);
+  gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);                     // dact = dout w2
+  gemm_bf16(ctx, true, false, D, F, N, 1.f, dout16, D, 0, hidden, F, 0, 1.f, dw2, F, 0);  // dw2 += dout^T act
+  if (db2) column_sum_accumulate(ctx, db2, dout, N, D);
+  activation_backward(ctx, dpre16, dact16, pre, b1, N, F, act);
+  if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
+  const bf16* x16 = to_bf16(ctx, kSlotCastB, inp, static_cast<size_t>(N) * D);
+  const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
+  gemm_bf16(ctx, true, false, Fp, D, N, 1.f, dpre16, Fp, 0, x16, D, 0, 1.f, dw1, D, 0);   // dw1 += dpre^T x
+  gemm_bf16(ctx, false, false, N, D, Fp, 1.f, dpre16, Fp, 0, w1_16, D, 0, 0.f, dinp, D, 0);  // dinp = dpre w1 (dact is consumed)
+}
+
+}  // namespace mm::cuda
