@@ -18,7 +18,14 @@ Context::Context(Precision precision) : precision_(precision) {
   track(static_cast<long long>(kLtWorkspaceBytes));
 }
 
+LtPlan::~LtPlan() {
+  for (cublasLtMatrixLayout_t layout : {a, b, d})
+    if (layout) cublasLtMatrixLayoutDestroy(layout);
+  if (desc) cublasLtMatmulDescDestroy(desc);
+}
+
 Context::~Context() {
+  lt_plans_.clear();  // before the handle goes
   for (auto& [ptr, size] : scratch_)
     if (ptr) cudaFree(ptr);
   if (lt_workspace_) cudaFree(lt_workspace_);

@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,24 @@ enum ScratchSlot : int {
   kSlotAttentionDelta,  // flash attention backward: rowsum(dO * O) [B, H, T]
 };
 
+// A cuBLASLt plan for one linear-layer shape: descriptors and the heuristic's algorithm, built on first
+// use (linear.cu) and kept, so later calls skip the descriptor setup and the heuristic query.
+struct LtPlan {
+  cublasLtMatmulDesc_t desc = nullptr;  // null until built
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool usable = false;  // false: cuBLASLt offers no algorithm for the shape
+  LtPlan() = default;
+  LtPlan(const LtPlan&) = delete;
+  LtPlan& operator=(const LtPlan&) = delete;
+  ~LtPlan();
+};
+struct LtPlanKey {
+  int rows, in, out;
+  bool bf16, bias;
+  auto operator<=>(const LtPlanKey&) const = default;
+};
+
 class Context {
  public:
   explicit Context(Precision precision);
@@ -78,6 +97,7 @@ class Context {
   }
   size_t peak_bytes() const { return static_cast<size_t>(peak_); }
   const std::string& name() const { return name_; }
+  LtPlan& lt_plan(const LtPlanKey& key) { return lt_plans_[key]; }  // an unbuilt plan (desc null) the first time
 
  private:
   cudaStream_t stream_ = nullptr;
@@ -88,6 +108,7 @@ class Context {
   int sm_count_ = 0;
   std::string name_;
   std::vector<std::pair<void*, size_t>> scratch_;
+  std::map<LtPlanKey, LtPlan> lt_plans_;
   long long held_ = 0, peak_ = 0;
 };
 

@@ -68,13 +68,14 @@ class CudaOps final : public Ops<float> {
   void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b, int N, int D) override {
     cuda::layernorm_forward(ctx_, out, mean, rstd, x, w, b, N, D);
   }
-  void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* x, const float* w, const float* mean, const float* rstd, int N,
-                          int D) override {
-    cuda::layernorm_backward(ctx_, dx, dw, db, dout, x, w, mean, rstd, N, D);
+  void layernorm_backward(float* dx, float* dw, float* db, const float* dout, const float* dskip, const float* x, const float* w, const float* mean,
+                          const float* rstd, int N, int D) override {
+    cuda::layernorm_backward(ctx_, dx, dw, db, dout, dskip, x, w, mean, rstd, N, D);
   }
   void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int N, int D) override { cuda::rmsnorm_forward(ctx_, out, rstd, x, w, N, D); }
-  void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* x, const float* w, const float* rstd, int N, int D) override {
-    cuda::rmsnorm_backward(ctx_, dx, dw, dout, x, w, rstd, N, D);
+  void rmsnorm_backward(float* dx, float* dw, const float* dout, const float* dskip, const float* x, const float* w, const float* rstd, int N,
+                        int D) override {
+    cuda::rmsnorm_backward(ctx_, dx, dw, dout, dskip, x, w, rstd, N, D);
   }
   void linear_forward(float* out, const float* inp, const float* w, const float* b, int N, int IC, int OC) override {
     cuda::linear_forward(ctx_, out, inp, w, b, N, IC, OC);
@@ -98,10 +99,10 @@ class CudaOps final : public Ops<float> {
   size_t ffn_state_size(int N, int F, FfnActivation act) const override {
     return bf16() ? cuda::ffn_state_floats(N, F, act) : Ops<float>::ffn_state_size(N, F, act);
   }
-  void ffn_forward(float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2, int N, int D, int F,
-                   FfnActivation act) override {
-    if (bf16()) cuda::ffn_forward(ctx_, out, state, inp, w1, b1, w2, b2, N, D, F, act);
-    else Ops<float>::ffn_forward(out, state, inp, w1, b1, w2, b2, N, D, F, act);
+  void ffn_forward(float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2, const float* skip,
+                   int N, int D, int F, FfnActivation act) override {
+    if (bf16()) cuda::ffn_forward(ctx_, out, state, inp, w1, b1, w2, b2, skip, N, D, F, act);
+    else Ops<float>::ffn_forward(out, state, inp, w1, b1, w2, b2, skip, N, D, F, act);
   }
   void ffn_backward(float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* inp, const float* state,
                     const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact, float* dpre) override {

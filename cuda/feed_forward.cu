@@ -141,8 +141,8 @@ void activation_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16*
 
 size_t ffn_state_floats(int N, int F, FfnActivation act) { return (static_cast<size_t>(N) * (ffn_pre_width(F, act) + F) + 1) / 2; }
 
-void ffn_forward(Context& ctx, float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2, int N,
-                 int D, int F, FfnActivation act) {
+void ffn_forward(Context& ctx, float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2,
+                 const float* skip, int N, int D, int F, FfnActivation act) {
   const int Fp = ffn_pre_width(F, act);
   bf16* pre = reinterpret_cast<bf16*>(state);        // [N,Fp]
   bf16* hidden = pre + static_cast<size_t>(N) * Fp;  // [N,F]
@@ -151,7 +151,7 @@ void ffn_forward(Context& ctx, float* out, float* state, const float* inp, const
   gemm_bf16(ctx, false, true, N, Fp, D, x16, D, w1_16, D, pre, Fp);  // pre = x w1^T (b1 is added by the activation)
   activation_forward(ctx, hidden, pre, b1, N, F, act);
   if (!out) return;  // recompute: the state is all that was asked for
-  linear_forward(ctx, out, GemmOperand{nullptr, hidden}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, N, F, D);
+  linear_forward(ctx, out, GemmOperand{nullptr, hidden}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, skip, N, F, D);
 }
 
 void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* inp, const float* state,

@@ -10,8 +10,8 @@
 namespace mm::cuda {
 
 size_t ffn_state_floats(int N, int F, FfnActivation act);
-void ffn_forward(Context& ctx, float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2, int N,
-                 int D, int F, FfnActivation act);
+void ffn_forward(Context& ctx, float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2,
+                 const float* skip, int N, int D, int F, FfnActivation act);
 // dact, dpre: scratch holding at least N*F and N*Fp bf16 values (may be one array for GELU)
 void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* inp, const float* state,
                   const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact, float* dpre);

@@ -22,7 +22,8 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
   if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
 }
 
-__global__ void layernorm_backward_kernel(float* dx, const float* dout, const float* x, const float* w, const float* mean, const float* rstd, int N, int D) {
+__global__ void layernorm_backward_kernel(float* dx, const float* dout, const float* dskip, const float* x, const float* w, const float* mean,
+                                          const float* rstd, int N, int D) {
   const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
   const float* xr = x + static_cast<size_t>(row) * D;
@@ -37,7 +38,8 @@ __global__ void layernorm_backward_kernel(float* dx, const float* dout, const fl
   gm = warp_sum(gm) / D;
   gxm = warp_sum(gxm) / D;
   float* dxr = dx + static_cast<size_t>(row) * D;
-  for (int d = lane; d < D; d += 32) dxr[d] = rs * (go[d] * w[d] - gm - (xr[d] - mu) * rs * gxm);
+  const float* skip = dskip ? dskip + static_cast<size_t>(row) * D : nullptr;
+  for (int d = lane; d < D; d += 32) dxr[d] = rs * (go[d] * w[d] - gm - (xr[d] - mu) * rs * gxm) + (skip ? skip[d] : 0.f);
 }
 
 // First pass of the norm parameter gradients, one block per (32-column tile, chunk of kParamRows rows):
@@ -96,7 +98,7 @@ __global__ void rmsnorm_forward_kernel(float* out, float* rstd, const float* x, 
   if (lane == 0) rstd[row] = rs;
 }
 
-__global__ void rmsnorm_backward_kernel(float* dx, const float* dout, const float* x, const float* w, const float* rstd, int N, int D) {
+__global__ void rmsnorm_backward_kernel(float* dx, const float* dout, const float* dskip, const float* x, const float* w, const float* rstd, int N, int D) {
   const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
   const float* xr = x + static_cast<size_t>(row) * D;
@@ -106,17 +108,19 @@ __global__ void rmsnorm_backward_kernel(float* dx, const float* dout, const floa
   for (int d = lane; d < D; d += 32) gx += go[d] * w[d] * xr[d] * rs;
   gx = warp_sum(gx) / D;
   float* dxr = dx + static_cast<size_t>(row) * D;
-  for (int d = lane; d < D; d += 32) dxr[d] = rs * (go[d] * w[d] - xr[d] * rs * gx);
+  const float* skip = dskip ? dskip + static_cast<size_t>(row) * D : nullptr;
+  for (int d = lane; d < D; d += 32) dxr[d] = rs * (go[d] * w[d] - xr[d] * rs * gx) + (skip ? skip[d] : 0.f);
 }
 
 // LayerNorm (mean != nullptr) or RMSNorm backward in one pass over the rows: dx row by row, and this
 // block's parameter-gradient partials (dw: dout * x_hat, db: dout) for accumulate_partials, summed over
 // the block's rows in a fixed order. Lane l owns columns l + 32k, k < kCols = D / 32. dx may alias dout
-// (a warp reads its whole row before writing it).
+// (a warp reads its whole row before writing it); dskip (may be null) is added to dx.
 constexpr int kFusedRowsPerWarp = 8;
 template <int kCols>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_backward_fused(float* dx, float* dw_partial, float* db_partial, const float* dout,
-                                                                           const float* x, const float* w, const float* mean, const float* rstd, int N) {
+                                                                           const float* dskip, const float* x, const float* w, const float* mean,
+                                                                           const float* rstd, int N) {
   constexpr int D = 32 * kCols;
   extern __shared__ float warp_sums[];  // [kWarpsPerBlock][D]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -142,8 +146,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_backward_fused(float
     g_mean = mean ? warp_sum(g_mean) / D : 0.f;  // RMSNorm has no mean term
     gx_mean = warp_sum(gx_mean) / D;
     float* dxr = dx + static_cast<size_t>(row) * D;
+    const float* skip = dskip ? dskip + static_cast<size_t>(row) * D : nullptr;
 #pragma unroll
-    for (int k = 0; k < kCols; ++k) dxr[lane + 32 * k] = rs * (g[k] - g_mean - x_hat[k] * gx_mean);
+    for (int k = 0; k < kCols; ++k) dxr[lane + 32 * k] = rs * (g[k] - g_mean - x_hat[k] * gx_mean) + (skip ? skip[lane + 32 * k] : 0.f);
   }
   for (int pass = 0; pass < (db_partial ? 2 : 1); ++pass) {  // warps' sums combined in a fixed order
     const float* mine = pass == 0 ? dw : db;
@@ -161,31 +166,31 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_backward_fused(float
 }
 
 template <int kCols>
-void launch_fused(Context& ctx, float* dx, float* dw, float* db, const float* dout, const float* x, const float* w, const float* mean,
-                  const float* rstd, int N) {
+void launch_fused(Context& ctx, float* dx, float* dw, float* db, const float* dout, const float* dskip, const float* x, const float* w,
+                  const float* mean, const float* rstd, int N) {
   constexpr int D = 32 * kCols, kRows = kWarpsPerBlock * kFusedRowsPerWarp;
   const int blocks = (N + kRows - 1) / kRows;
   float* partial = ctx.scratch(kSlotNormProducts, static_cast<size_t>(2) * blocks * D);
   float* dw_partial = partial;
   float* db_partial = db ? partial + static_cast<size_t>(blocks) * D : nullptr;
-  norm_backward_fused<kCols><<<blocks, 32 * kWarpsPerBlock, sizeof(float) * kWarpsPerBlock * D, ctx.stream()>>>(dx, dw_partial, db_partial, dout, x,
-                                                                                                                w, mean, rstd, N);
+  norm_backward_fused<kCols><<<blocks, 32 * kWarpsPerBlock, sizeof(float) * kWarpsPerBlock * D, ctx.stream()>>>(dx, dw_partial, db_partial, dout,
+                                                                                                                dskip, x, w, mean, rstd, N);
   MM_LAUNCH_CHECK();
   accumulate_partials(ctx, dw, dw_partial, blocks, D);
   if (db) accumulate_partials(ctx, db, db_partial, blocks, D);
 }
 
 // The fused pass for the common widths; false (nothing done) for others.
-bool norm_backward_one_pass(Context& ctx, float* dx, float* dw, float* db, const float* dout, const float* x, const float* w, const float* mean,
-                            const float* rstd, int N, int D) {
+bool norm_backward_one_pass(Context& ctx, float* dx, float* dw, float* db, const float* dout, const float* dskip, const float* x, const float* w,
+                            const float* mean, const float* rstd, int N, int D) {
   switch (D) {
-    case 32: launch_fused<1>(ctx, dx, dw, db, dout, x, w, mean, rstd, N); return true;
-    case 64: launch_fused<2>(ctx, dx, dw, db, dout, x, w, mean, rstd, N); return true;
-    case 128: launch_fused<4>(ctx, dx, dw, db, dout, x, w, mean, rstd, N); return true;
-    case 256: launch_fused<8>(ctx, dx, dw, db, dout, x, w, mean, rstd, N); return true;
-    case 512: launch_fused<16>(ctx, dx, dw, db, dout, x, w, mean, rstd, N); return true;
-    case 768: launch_fused<24>(ctx, dx, dw, db, dout, x, w, mean, rstd, N); return true;
-    case 1024: launch_fused<32>(ctx, dx, dw, db, dout, x, w, mean, rstd, N); return true;
+    case 32: launch_fused<1>(ctx, dx, dw, db, dout, dskip, x, w, mean, rstd, N); return true;
+    case 64: launch_fused<2>(ctx, dx, dw, db, dout, dskip, x, w, mean, rstd, N); return true;
+    case 128: launch_fused<4>(ctx, dx, dw, db, dout, dskip, x, w, mean, rstd, N); return true;
+    case 256: launch_fused<8>(ctx, dx, dw, db, dout, dskip, x, w, mean, rstd, N); return true;
+    case 512: launch_fused<16>(ctx, dx, dw, db, dout, dskip, x, w, mean, rstd, N); return true;
+    case 768: launch_fused<24>(ctx, dx, dw, db, dout, dskip, x, w, mean, rstd, N); return true;
+    case 1024: launch_fused<32>(ctx, dx, dw, db, dout, dskip, x, w, mean, rstd, N); return true;
     default: return false;
   }
 }
@@ -198,10 +203,10 @@ void layernorm_forward(Context& ctx, float* out, float* mean, float* rstd, const
   MM_LAUNCH_CHECK();
 }
 
-void layernorm_backward(Context& ctx, float* dx, float* dw, float* db, const float* dout, const float* x, const float* w, const float* mean,
-                        const float* rstd, int N, int D) {
-  if (norm_backward_one_pass(ctx, dx, dw, db, dout, x, w, mean, rstd, N, D)) return;
-  layernorm_backward_kernel<<<row_blocks(N), 32 * kWarpsPerBlock, 0, ctx.stream()>>>(dx, dout, x, w, mean, rstd, N, D);
+void layernorm_backward(Context& ctx, float* dx, float* dw, float* db, const float* dout, const float* dskip, const float* x, const float* w,
+                        const float* mean, const float* rstd, int N, int D) {
+  if (norm_backward_one_pass(ctx, dx, dw, db, dout, dskip, x, w, mean, rstd, N, D)) return;
+  layernorm_backward_kernel<<<row_blocks(N), 32 * kWarpsPerBlock, 0, ctx.stream()>>>(dx, dout, dskip, x, w, mean, rstd, N, D);
   MM_LAUNCH_CHECK();
   norm_param_grads(ctx, dw, db, dout, x, mean, rstd, N, D);
 }
@@ -211,9 +216,10 @@ void rmsnorm_forward(Context& ctx, float* out, float* rstd, const float* x, cons
   MM_LAUNCH_CHECK();
 }
 
-void rmsnorm_backward(Context& ctx, float* dx, float* dw, const float* dout, const float* x, const float* w, const float* rstd, int N, int D) {
-  if (norm_backward_one_pass(ctx, dx, dw, nullptr, dout, x, w, nullptr, rstd, N, D)) return;
-  rmsnorm_backward_kernel<<<row_blocks(N), 32 * kWarpsPerBlock, 0, ctx.stream()>>>(dx, dout, x, w, rstd, N, D);
+void rmsnorm_backward(Context& ctx, float* dx, float* dw, const float* dout, const float* dskip, const float* x, const float* w, const float* rstd, int N,
+                      int D) {
+  if (norm_backward_one_pass(ctx, dx, dw, nullptr, dout, dskip, x, w, nullptr, rstd, N, D)) return;
+  rmsnorm_backward_kernel<<<row_blocks(N), 32 * kWarpsPerBlock, 0, ctx.stream()>>>(dx, dout, dskip, x, w, rstd, N, D);
   MM_LAUNCH_CHECK();
   norm_param_grads(ctx, dw, nullptr, dout, x, nullptr, rstd, N, D);
 }

@@ -188,22 +188,22 @@ TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the
     INFO((act == FfnActivation::Gelu ? "gelu" : "swiglu") << " F" << F);
     const int Fp = ffn_pre_width(F, act);
     auto x = test::random_vector(N * D, 41), w1 = test::random_vector(Fp * D, 42), b1 = test::random_vector(Fp, 43);
-    auto w2 = test::random_vector(D * F, 44), b2 = test::random_vector(D, 45), dy = test::random_vector(N * D, 46);
+    auto w2 = test::random_vector(D * F, 44), b2 = test::random_vector(D, 45), dy = test::random_vector(N * D, 46), skip = test::random_vector(N * D, 47);
     // outputs: y, dx, dw1, db1, dw2, db2
     auto sublayer = [&](const std::vector<double>& xs, const std::vector<double>& w1s, const std::vector<double>& w2s, const std::vector<double>& dys) {
       std::vector<double> y(N * D), state(ref.ffn_state_size(N, F, act)), dx(N * D), dw1(w1.size(), 0.0), db1(b1.size(), 0.0), dw2(w2.size(), 0.0),
           db2(b2.size(), 0.0), dact(static_cast<size_t>(N) * F), dpre(static_cast<size_t>(N) * Fp);
-      ref.ffn_forward(y.data(), state.data(), xs.data(), w1s.data(), b1.data(), w2s.data(), b2.data(), N, D, F, act);
+      ref.ffn_forward(y.data(), state.data(), xs.data(), w1s.data(), b1.data(), w2s.data(), b2.data(), skip.data(), N, D, F, act);
       ref.ffn_backward(dx.data(), dw1.data(), db1.data(), dw2.data(), db2.data(), dys.data(), xs.data(), state.data(), w1s.data(), b1.data(),
                        w2s.data(), N, D, F, act, dact.data(), dpre.data());
       return std::vector<std::vector<double>>{y, dx, dw1, db1, dw2, db2};
     };
     const auto exact = sublayer(x, w1, w2, dy), rounded = sublayer(round_bf16(x), round_bf16(w1), round_bf16(w2), round_bf16(dy));
     Dev gx(*gpu, to_float(x)), gw1(*gpu, to_float(w1)), gb1(*gpu, to_float(b1)), gw2(*gpu, to_float(w2)), gb2(*gpu, to_float(b2)),
-        gdy(*gpu, to_float(dy)), gy(*gpu, N * D), gstate(*gpu, gpu->ffn_state_size(N, F, act)), gdx(*gpu, N * D), gdw1(*gpu, w1.size()),
+        gdy(*gpu, to_float(dy)), gskip(*gpu, to_float(skip)), gy(*gpu, N * D), gstate(*gpu, gpu->ffn_state_size(N, F, act)), gdx(*gpu, N * D), gdw1(*gpu, w1.size()),
         gdb1(*gpu, b1.size()), gdw2(*gpu, w2.size()), gdb2(*gpu, b2.size()), gdact(*gpu, static_cast<size_t>(N) * F), gdpre(*gpu, static_cast<size_t>(N) * Fp);
     CHECK(gpu->ffn_state_size(N, F, act) == static_cast<size_t>(N) * (Fp + F) / 2);  // bf16: half the fp32 state
-    gpu->ffn_forward(gy.p(), gstate.p(), gx.p(), gw1.p(), gb1.p(), gw2.p(), gb2.p(), N, D, F, act);
+    gpu->ffn_forward(gy.p(), gstate.p(), gx.p(), gw1.p(), gb1.p(), gw2.p(), gb2.p(), gskip.p(), N, D, F, act);
     gpu->ffn_backward(gdx.p(), gdw1.p(), gdb1.p(), gdw2.p(), gdb2.p(), gdy.p(), gx.p(), gstate.p(), gw1.p(), gb1.p(), gw2.p(), N, D, F, act, gdact.p(),
                       gdpre.p());
     const std::vector<std::vector<float>> got = {gy.host(), gdx.host(), gdw1.host(), gdb1.host(), gdw2.host(), gdb2.host()};

@@ -135,7 +135,7 @@ TEST_CASE("masked triangles of W, dW and AdamW moments stay exactly zero", "[mod
 
 TEST_CASE("a tiny model of every kind overfits one batch", "[model][train]") {
   CpuOps<float> ops;
-  for (const std::string& base : {"mixer:d32:l2:c16:v32", "llama:d32:l2:h2:c16:v32", "gpt:d32:l2:h2:c16:v32", "hybrid:d32:l2:h2:c16:v32"}) {
+  for (const std::string base : {"mixer:d32:l2:c16:v32", "llama:d32:l2:h2:c16:v32", "gpt:d32:l2:h2:c16:v32", "hybrid:d32:l2:h2:c16:v32"}) {
     ModelConfig config = ModelConfig::parse(base);
     Model<float> model(config, ops, 2);
     model.init_params(9);
@@ -168,7 +168,7 @@ TEST_CASE("activation memory estimate is per sequence and counts what the model 
 
 TEST_CASE("--recompute: gradients are bit-identical with less activation memory; GPT refuses it", "[model][recompute]") {
   CpuOps<float> ops;
-  for (const std::string& descriptor : {"mixer:d8:l3:c6:v11", "mixer:d8:l3:c6:v11:heads2", "mixer:d8:l2:c6:v11:parallel2", "mixer:d8:l2:c6:v11:expanded2",
+  for (const std::string descriptor : {"mixer:d8:l3:c6:v11", "mixer:d8:l3:c6:v11:heads2", "mixer:d8:l2:c6:v11:parallel2", "mixer:d8:l2:c6:v11:expanded2",
                                         "llama:d8:l3:h2:c6:v11", "hybrid:d8:l3:h2:c6:v11"}) {
     INFO(descriptor);
     ModelConfig config = ModelConfig::parse(descriptor);

@@ -118,8 +118,7 @@ class MixerBlock final : public Block<T> {
     token_mix_forward(B);
     ops_.add(x2_, x, mix_out_, ND);
     ops_.layernorm_forward(ln2_, ln2_mean_, ln2_rstd_, x2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
-    ops_.ffn_forward(y, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), N, D, F, FfnActivation::Gelu);
-    ops_.add_inplace(y, x2_, ND);
+    ops_.ffn_forward(y, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), x2_, N, D, F, FfnActivation::Gelu);  // y = x2 + FFN
     x_ = x;
   }
 
@@ -127,19 +126,16 @@ class MixerBlock final : public Block<T> {
 
   void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_;
-    const size_t ND = static_cast<size_t>(N) * D;
     T* dff = ws.a;   // [N,F]
     T* dln = ws.b;   // [N,D]
     T* dx2 = ws.c;   // [N,D]
     if (recompute_)  // the shared state holds the last block's values: rebuild this block's (bit-identical)
-      ops_.ffn_forward(nullptr, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), N, D, F, FfnActivation::Gelu);
+      ops_.ffn_forward(nullptr, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), nullptr, N, D, F, FfnActivation::Gelu);
     ops_.ffn_backward(dln, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, ln2_, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
                       FfnActivation::Gelu, dff, dff);
-    ops_.layernorm_backward(dx2, s_.g(ln2_w_), s_.g(ln2_b_), dln, x2_, s_.p(ln2_w_), ln2_mean_, ln2_rstd_, N, D);
-    ops_.add_inplace(dx2, dy, ND);
+    ops_.layernorm_backward(dx2, s_.g(ln2_w_), s_.g(ln2_b_), dln, dy, x2_, s_.p(ln2_w_), ln2_mean_, ln2_rstd_, N, D);
     token_mix_backward(dx2, dln, B, ws.a);
-    ops_.layernorm_backward(dx, s_.g(ln1_w_), s_.g(ln1_b_), dln, x_, s_.p(ln1_w_), ln1_mean_, ln1_rstd_, N, D);
-    ops_.add_inplace(dx, dx2, ND);
+    ops_.layernorm_backward(dx, s_.g(ln1_w_), s_.g(ln1_b_), dln, dx2, x_, s_.p(ln1_w_), ln1_mean_, ln1_rstd_, N, D);
   }
 
  private:
@@ -281,8 +277,7 @@ class LlamaBlock final : public Block<T> {
       ops_.add_inplace(x2_, x, ND);                                     // x2 = a + x
     }
     ops_.rmsnorm_forward(h2_, rstd2_, x2_, s_.p(mlp_norm_), N, D);
-    ops_.ffn_forward(y, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, N, D, F, FfnActivation::SwiGlu);
-    ops_.add_inplace(y, x2_, ND);
+    ops_.ffn_forward(y, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, x2_, N, D, F, FfnActivation::SwiGlu);  // y = x2 + FFN
     x_ = x;
   }
 
@@ -295,12 +290,11 @@ class LlamaBlock final : public Block<T> {
     T* mid = ws.b;   // [N, max(F, 3D)]
     T* dx2 = ws.c;   // [N, D]
     if (recompute_)  // rebuild this block's feed-forward state in the shared buffer (bit-identical)
-      ops_.ffn_forward(nullptr, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, N, D, F, FfnActivation::SwiGlu);
+      ops_.ffn_forward(nullptr, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, nullptr, N, D, F, FfnActivation::SwiGlu);
     // dh2 [N,D] into mid, which also serves as the [N,F] activation gradient; wide takes the [N,2F] one
     ops_.ffn_backward(mid, s_.g(gu_w_), nullptr, s_.g(down_w_), nullptr, dy, h2_, ffn_state_, s_.p(gu_w_), nullptr, s_.p(down_w_), N, D, F,
                       FfnActivation::SwiGlu, mid, wide);
-    ops_.rmsnorm_backward(dx2, s_.g(mlp_norm_), mid, x2_, s_.p(mlp_norm_), rstd2_, N, D);
-    ops_.add_inplace(dx2, dy, ND);
+    ops_.rmsnorm_backward(dx2, s_.g(mlp_norm_), mid, dy, x2_, s_.p(mlp_norm_), rstd2_, N, D);
     const T* do_ = dx2;
     if (hybrid_) {  // d(a + Mix(a)) = dx2 + Mix^T dx2
       ops_.mix_backward(mid, s_.g(mix_w_), s_.g(mix_c_), dx2, o_, s_.p(mix_w_), B, T_, T_, D, 1, true);
@@ -316,8 +310,7 @@ class LlamaBlock final : public Block<T> {
     ops_.rope_backward(dqkv, B, T_, D, H);
     T* dh1 = wide;
     ops_.linear_backward(dh1, s_.g(qkv_w_), nullptr, dqkv, h1_, s_.p(qkv_w_), N, D, 3 * D);
-    ops_.rmsnorm_backward(dx, s_.g(attn_norm_), dh1, x_, s_.p(attn_norm_), rstd1_, N, D);
-    ops_.add_inplace(dx, dx2, ND);
+    ops_.rmsnorm_backward(dx, s_.g(attn_norm_), dh1, dx2, x_, s_.p(attn_norm_), rstd1_, N, D);
   }
 
  private:
@@ -374,8 +367,7 @@ class GptBlock final : public Block<T> {
     ops_.linear_forward(r1_, att_, s_.p(out_w_), s_.p(out_b_), N, D, D);
     ops_.add_inplace(r1_, x, ND);
     ops_.layernorm_forward(n_, mean1_, rstd1_, r1_, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
-    ops_.ffn_forward(r2_, ffn_state_, n_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), N, D, F, FfnActivation::Gelu);
-    ops_.add_inplace(r2_, n_, ND);
+    ops_.ffn_forward(r2_, ffn_state_, n_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), n_, N, D, F, FfnActivation::Gelu);  // r2 = n + FFN
     ops_.layernorm_forward(y, mean2_, rstd2_, r2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
     x_ = x;
   }
@@ -388,11 +380,11 @@ class GptBlock final : public Block<T> {
     T* wide = ws.a;  // [N, max(F, 3D)]
     T* dr = ws.b;    // [N,D]
     T* dn = ws.c;    // [N,D]
-    ops_.layernorm_backward(dr, s_.g(ln2_w_), s_.g(ln2_b_), dy, r2_, s_.p(ln2_w_), mean2_, rstd2_, N, D);  // dr2
+    ops_.layernorm_backward(dr, s_.g(ln2_w_), s_.g(ln2_b_), dy, nullptr, r2_, s_.p(ln2_w_), mean2_, rstd2_, N, D);  // dr2
     ops_.ffn_backward(dn, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dr, n_, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
                       FfnActivation::Gelu, wide, wide);
     ops_.add_inplace(dn, dr, ND);
-    ops_.layernorm_backward(dr, s_.g(ln1_w_), s_.g(ln1_b_), dn, r1_, s_.p(ln1_w_), mean1_, rstd1_, N, D);  // dr1
+    ops_.layernorm_backward(dr, s_.g(ln1_w_), s_.g(ln1_b_), dn, nullptr, r1_, s_.p(ln1_w_), mean1_, rstd1_, N, D);  // dr1
     ops_.linear_backward(dn, s_.g(out_w_), s_.g(out_b_), dr, att_, s_.p(out_w_), N, D, D);                // datt
     ops_.attention_backward(wide, dn, qkv_, att_, att_state_, B, T_, D, H);                                       // dqkv
     ops_.linear_backward(dx, s_.g(qkv_w_), s_.g(qkv_b_), wide, x_, s_.p(qkv_w_), N, D, 3 * D);

@@ -157,7 +157,7 @@ template <class T>
 void Model<T>::backward_encode(const T* dhidden, int B) {
   const int D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
   if (final_norm_ != SIZE_MAX) {
-    ops_.rmsnorm_backward(dresid_a_.get(), store_.g(final_norm_), dhidden, resid_[config_.n_layers].get(), store_.p(final_norm_), final_rstd_.get(), N, D);
+    ops_.rmsnorm_backward(dresid_a_.get(), store_.g(final_norm_), dhidden, nullptr, resid_[config_.n_layers].get(), store_.p(final_norm_), final_rstd_.get(), N, D);
   } else {
     ops_.copy(dresid_a_.get(), dhidden, static_cast<size_t>(N) * D);
   }

@@ -60,15 +60,17 @@ template <class T> void CpuOps<T>::embedding_backward(T* dwte, T* dwpe, const T*
 template <class T> void CpuOps<T>::layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) {
   cpu::layernorm_forward(out, mean, rstd, x, w, b, N, D);
 }
-template <class T> void CpuOps<T>::layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const T* mean, const T* rstd,
-                                                      int N, int D) {
+template <class T> void CpuOps<T>::layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* dskip, const T* x, const T* w, const T* mean,
+                                                      const T* rstd, int N, int D) {
   cpu::layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, D);
+  if (dskip) add_inplace(dx, dskip, static_cast<size_t>(N) * D);
 }
 template <class T> void CpuOps<T>::rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int D) {
   cpu::rmsnorm_forward(out, rstd, x, w, N, D);
 }
-template <class T> void CpuOps<T>::rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int N, int D) {
+template <class T> void CpuOps<T>::rmsnorm_backward(T* dx, T* dw, const T* dout, const T* dskip, const T* x, const T* w, const T* rstd, int N, int D) {
   cpu::rmsnorm_backward(dx, dw, dout, x, w, rstd, N, D);
+  if (dskip) add_inplace(dx, dskip, static_cast<size_t>(N) * D);
 }
 template <class T> void CpuOps<T>::linear_forward(T* out, const T* inp, const T* w, const T* b, int N, int IC, int OC) {
   cpu::linear_forward(out, inp, w, b, N, IC, OC);

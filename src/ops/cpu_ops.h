@@ -25,9 +25,10 @@ class CpuOps final : public Ops<T> {
   void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) override;
   void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D, int V) override;
   void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) override;
-  void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const T* mean, const T* rstd, int N, int D) override;
+  void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* dskip, const T* x, const T* w, const T* mean, const T* rstd, int N,
+                          int D) override;
   void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int D) override;
-  void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int N, int D) override;
+  void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* dskip, const T* x, const T* w, const T* rstd, int N, int D) override;
   void linear_forward(T* out, const T* inp, const T* w, const T* b, int N, int IC, int OC) override;
   void linear_backward(T* dinp, T* dw, T* db, const T* dout, const T* inp, const T* w, int N, int IC, int OC) override;
   void gelu_forward(T* out, const T* inp, size_t n) override;

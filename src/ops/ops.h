@@ -49,13 +49,15 @@ class Ops {
   virtual void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int N, int T_ctx, int D) = 0;
   virtual void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int N, int T_ctx, int D, int V) = 0;
 
-  // LayerNorm over D (eps 1e-5); mean/rstd [N] saved for backward
+  // LayerNorm over D (eps 1e-5); mean/rstd [N] saved for backward. The backward ops add dskip [N,D]
+  // (when not null) to dx: the gradient that reaches x through a residual connection.
   virtual void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) = 0;
-  virtual void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const T* mean, const T* rstd, int N, int D) = 0;
+  virtual void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* dskip, const T* x, const T* w, const T* mean, const T* rstd, int N,
+                                  int D) = 0;
 
   // RMSNorm over D (eps 1e-6, Llama); rstd [N]
   virtual void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int D) = 0;
-  virtual void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int N, int D) = 0;
+  virtual void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* dskip, const T* x, const T* w, const T* rstd, int N, int D) = 0;
 
   // out[N,OC] = inp[N,IC] @ w[OC,IC]^T (+ b[OC]); dinp may be null (not needed), b/db may be null
   virtual void linear_forward(T* out, const T* inp, const T* w, const T* b, int N, int IC, int OC) = 0;
@@ -96,20 +98,23 @@ class Ops {
 
   // Feed-forward sublayer, one op so that a backend chooses how its hidden activations are kept:
   //   pre = inp[N,D] @ w1^T + b1 [N,Fp], act = GELU(pre) [N,F] (Fp = F) or SwiGLU(pre) (Fp = 2F, gate|up),
-  //   out[N,D] = act @ w2^T + b2;  w1 [Fp,D], w2 [D,F], b1/b2 may be null.
+  //   out[N,D] = act @ w2^T + b2 + skip;  w1 [Fp,D], w2 [D,F], b1/b2/skip may be null (skip: a residual).
   // `state` keeps pre and act for backward: ffn_state_size() elements (both in T here; the CUDA bf16
   // backend keeps them in bf16, half the size). out == nullptr rebuilds only the state (--recompute).
   // The defaults compose the ops above. Backward takes the forward's b1 (a backend may keep pre without
   // it) and scratch dact [N,F] and dpre [N,Fp]: for GELU they may be one array; dinp may alias dact.
   virtual size_t ffn_state_size(int N, int F, FfnActivation act) const { return static_cast<size_t>(N) * (ffn_pre_width(F, act) + F); }
-  virtual void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, int N, int D, int F, FfnActivation act) {
+  virtual void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, const T* skip, int N, int D, int F,
+                           FfnActivation act) {
     const int Fp = ffn_pre_width(F, act);
     T* pre = state;
     T* hidden = state + static_cast<size_t>(N) * Fp;
     linear_forward(pre, inp, w1, b1, N, D, Fp);
     if (act == FfnActivation::Gelu) gelu_forward(hidden, pre, static_cast<size_t>(N) * F);
     else swiglu_forward(hidden, pre, N, F);
-    if (out) linear_forward(out, hidden, w2, b2, N, F, D);
+    if (!out) return;
+    linear_forward(out, hidden, w2, b2, N, F, D);
+    if (skip) add_inplace(out, skip, static_cast<size_t>(N) * D);
   }
   virtual void ffn_backward(T* dinp, T* dw1, T* db1, T* dw2, T* db2, const T* dout, const T* inp, const T* state, const T* w1, const T* b1,
                             const T* w2, int N, int D, int F, FfnActivation act, T* dact, T* dpre) {

@@ -68,14 +68,15 @@ class ProfiledOps final : public Ops<T> {
   void layernorm_forward(T* out, T* mean, T* rstd, const T* x, const T* w, const T* b, int N, int D) override {
     time("layernorm_forward", [&] { return rows(N, D); }, [&] { inner_.layernorm_forward(out, mean, rstd, x, w, b, N, D); });
   }
-  void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T* w, const T* mean, const T* rstd, int N, int D) override {
-    time("layernorm_backward", [&] { return rows(N, D); }, [&] { inner_.layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, D); });
+  void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* dskip, const T* x, const T* w, const T* mean, const T* rstd, int N,
+                          int D) override {
+    time("layernorm_backward", [&] { return rows(N, D); }, [&] { inner_.layernorm_backward(dx, dw, db, dout, dskip, x, w, mean, rstd, N, D); });
   }
   void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int D) override {
     time("rmsnorm_forward", [&] { return rows(N, D); }, [&] { inner_.rmsnorm_forward(out, rstd, x, w, N, D); });
   }
-  void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int N, int D) override {
-    time("rmsnorm_backward", [&] { return rows(N, D); }, [&] { inner_.rmsnorm_backward(dx, dw, dout, x, w, rstd, N, D); });
+  void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* dskip, const T* x, const T* w, const T* rstd, int N, int D) override {
+    time("rmsnorm_backward", [&] { return rows(N, D); }, [&] { inner_.rmsnorm_backward(dx, dw, dout, dskip, x, w, rstd, N, D); });
   }
   void linear_forward(T* out, const T* inp, const T* w, const T* b, int N, int IC, int OC) override {
     time("linear_forward", [&] { return linear_shape(N, IC, OC, b != nullptr); }, [&] { inner_.linear_forward(out, inp, w, b, N, IC, OC); });
@@ -110,9 +111,10 @@ class ProfiledOps final : public Ops<T> {
     time("rope_backward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_backward(dqkv, B, T_ctx, D, H); });
   }
   size_t ffn_state_size(int N, int F, FfnActivation act) const override { return inner_.ffn_state_size(N, F, act); }
-  void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, int N, int D, int F, FfnActivation act) override {
+  void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, const T* skip, int N, int D, int F,
+                   FfnActivation act) override {
     time(out ? "ffn_forward" : "ffn_recompute", [&] { return ffn_shape(N, D, F, act); },
-         [&] { inner_.ffn_forward(out, state, inp, w1, b1, w2, b2, N, D, F, act); });
+         [&] { inner_.ffn_forward(out, state, inp, w1, b1, w2, b2, skip, N, D, F, act); });
   }
   void ffn_backward(T* dinp, T* dw1, T* db1, T* dw2, T* db2, const T* dout, const T* inp, const T* state, const T* w1, const T* b1, const T* w2,
                     int N, int D, int F, FfnActivation act, T* dact, T* dpre) override {
