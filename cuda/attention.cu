@@ -92,23 +92,38 @@ __global__ void softmax_backward_kernel(float* dp, const float* p, int rows, int
 
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
 
-void rope(Context& ctx, float* qkv, int B, int T, int D, int H, float direction) {
-  const int Dh = D / H, half = Dh / 2;
-  auto* table = reinterpret_cast<float2*>(ctx.scratch(kSlotRopeTable, static_cast<size_t>(T) * half * 2));
-  rope_table_kernel<<<blocks_for(static_cast<size_t>(T) * half, 256), 256, 0, ctx.stream()>>>(table, T, half, Dh);
+void rotate(Context& ctx, float* qkv, int B, int T, int D, int H, float direction) {
+  rope_kernel<<<grid(ctx, static_cast<size_t>(B) * T * D), 256, 0, ctx.stream()>>>(qkv, rope_table(ctx, T, D / H), B, T, D, H, direction);
   MM_LAUNCH_CHECK();
-  rope_kernel<<<grid(ctx, static_cast<size_t>(B) * T * D), 256, 0, ctx.stream()>>>(qkv, table, B, T, D, H, direction);
-  MM_LAUNCH_CHECK();
+}
+
+// qkv itself, or (rope) a rotated copy in scratch
+const float* maybe_rotated(Context& ctx, const float* qkv, int B, int T, int D, int H, bool rope) {
+  if (!rope) return qkv;
+  const size_t n = static_cast<size_t>(B) * T * 3 * D;
+  float* rotated = ctx.scratch(kSlotRotatedQkv, n);
+  MM_CUDA_CHECK(cudaMemcpyAsync(rotated, qkv, n * sizeof(float), cudaMemcpyDeviceToDevice, ctx.stream()));
+  rotate(ctx, rotated, B, T, D, H, 1.f);
+  return rotated;
 }
 }  // namespace
 
-void rope_forward(Context& ctx, float* qkv, int B, int T, int D, int H) { rope(ctx, qkv, B, T, D, H, 1.f); }
-void rope_backward(Context& ctx, float* dqkv, int B, int T, int D, int H) { rope(ctx, dqkv, B, T, D, H, -1.f); }
+const float2* rope_table(Context& ctx, int T, int Dh) {
+  const int half = Dh / 2;
+  auto* table = reinterpret_cast<float2*>(ctx.scratch(kSlotRopeTable, static_cast<size_t>(T) * half * 2));
+  rope_table_kernel<<<blocks_for(static_cast<size_t>(T) * half, 256), 256, 0, ctx.stream()>>>(table, T, half, Dh);
+  MM_LAUNCH_CHECK();
+  return table;
+}
+
+void rope_forward(Context& ctx, float* qkv, int B, int T, int D, int H) { rotate(ctx, qkv, B, T, D, H, 1.f); }
+void rope_backward(Context& ctx, float* dqkv, int B, int T, int D, int H) { rotate(ctx, dqkv, B, T, D, H, -1.f); }
 
 bool attention_is_fused(const Context& ctx, int D, int H) { return ctx.precision() == Precision::Bf16 && flash_attention_supports(D / H); }
 
-void attention_forward(Context& ctx, float* out, float* state, const float* qkv, int B, int T, int D, int H) {
-  if (attention_is_fused(ctx, D, H)) return flash_attention_forward(ctx, out, state, qkv, B, T, D, H);
+void attention_forward(Context& ctx, float* out, float* state, const float* qkv_in, int B, int T, int D, int H, bool rope) {
+  if (attention_is_fused(ctx, D, H)) return flash_attention_forward(ctx, out, state, qkv_in, B, T, D, H, rope);
+  const float* qkv = maybe_rotated(ctx, qkv_in, B, T, D, H, rope);
   float* probs = state;
   const int Dh = D / H;
   const size_t n = static_cast<size_t>(B) * T * D;
@@ -130,9 +145,10 @@ void attention_forward(Context& ctx, float* out, float* state, const float* qkv,
   MM_LAUNCH_CHECK();
 }
 
-void attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* state, int B, int T, int D,
-                        int H) {
-  if (attention_is_fused(ctx, D, H)) return flash_attention_backward(ctx, dqkv, dout, qkv, out, state, B, T, D, H);
+void attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv_in, const float* out, const float* state, int B, int T, int D,
+                        int H, bool rope) {
+  if (attention_is_fused(ctx, D, H)) return flash_attention_backward(ctx, dqkv, dout, qkv_in, out, state, B, T, D, H, rope);
+  const float* qkv = maybe_rotated(ctx, qkv_in, B, T, D, H, rope);
   const float* probs = state;
   const int Dh = D / H;
   const size_t n = static_cast<size_t>(B) * T * D;
@@ -163,6 +179,7 @@ void attention_backward(Context& ctx, float* dqkv, const float* dout, const floa
   gemm(ctx, true, false, T, Dh, T, 1.f, dS_op, T, tt, gemm_operand(ctx, kSlotCastB, q, n), Dh, hd, 0.f, dh, Dh, hd, B * H);  // dK = dS^T q
   merge_heads(ctx, dqkv, dh, 1, B, T, D, H, 3 * D);
   MM_LAUNCH_CHECK();
+  if (rope) rope_backward(ctx, dqkv, B, T, D, H);
 }
 
 }  // namespace mm::cuda

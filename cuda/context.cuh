@@ -52,6 +52,7 @@ enum ScratchSlot : int {
   kSlotCastB,         // gemm in bf16: second operand
   kSlotCastC,         // linear backward in bf16: a third operand kept for a second GEMM
   kSlotAttentionDelta,  // flash attention backward: rowsum(dO * O) [B, H, T]
+  kSlotRotatedQkv,      // attention (GEMM path) with RoPE: the rotated copy of qkv [B, T, 3D]
 };
 
 // A cuBLASLt plan for one linear-layer shape: descriptors and the heuristic's algorithm, built on first

@@ -110,11 +110,12 @@ class CudaOps final : public Ops<float> {
     else Ops<float>::ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre);
   }
   bool attention_is_fused(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
-  void attention_forward(float* out, float* state, const float* qkv, int B, int T, int D, int H) override {
-    cuda::attention_forward(ctx_, out, state, qkv, B, T, D, H);
+  void attention_forward(float* out, float* state, const float* qkv, int B, int T, int D, int H, bool rope) override {
+    cuda::attention_forward(ctx_, out, state, qkv, B, T, D, H, rope);
   }
-  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* state, int B, int T, int D, int H) override {
-    cuda::attention_backward(ctx_, dqkv, dout, qkv, out, state, B, T, D, H);
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* state, int B, int T, int D, int H,
+                          bool rope) override {
+    cuda::attention_backward(ctx_, dqkv, dout, qkv, out, state, B, T, D, H, rope);
   }
   void cross_entropy(float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) override {
     cuda::cross_entropy(ctx_, losses, dlogits, logits, targets, N, V, dscale);

@@ -3,6 +3,8 @@
 // of a 16-wide tile (and again 8 columns further for A operands).
 #include "flash_attention.cuh"
 
+#include "attention.cuh"
+
 namespace mm::cuda {
 
 namespace {
@@ -91,6 +93,45 @@ __device__ __forceinline__ void load_b_transposed(uint32_t& b0, uint32_t& b1, co
   const int lane = threadIdx.x % 32;
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(y + (k0 + lane % 16) * ld + n0));
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
+}
+
+// dst = qkv [B*T rows, 3D] in bf16, with q and k rotated by RoPE first when `rope` (table [T, Dh/2]) is
+// given: one thread per (row, part, head, i < Dh/2) pair of elements i and i + Dh/2.
+__global__ void round_qkv_kernel(bf16* dst, const float* qkv, const float2* rope, size_t rows, int T, int D, int H) {
+  const int half = D / H / 2;
+  const size_t pairs = rows * 3 * H * half;
+  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < pairs; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const int i = static_cast<int>(k % half);
+    const size_t rest = k / half;
+    const int h = static_cast<int>(rest % H), part = static_cast<int>(rest / H % 3);
+    const size_t row = rest / (3 * static_cast<size_t>(H));
+    const size_t at = row * 3 * D + part * D + h * 2 * half + i;
+    float x1 = qkv[at], x2 = qkv[at + half];
+    if (rope && part < 2) {  // rope_kernel's forward rotation
+      const float2 cs = rope[(row % T) * half + i];
+      const float r1 = x1 * cs.x - x2 * cs.y, r2 = x2 * cs.x + x1 * cs.y;
+      x1 = r1;
+      x2 = r2;
+    }
+    dst[at] = __float2bfloat16_rn(x1);
+    dst[at + half] = __float2bfloat16_rn(x2);
+  }
+}
+
+// Rotates a gradient row held in accumulator layout back through RoPE (the inverse rotation) at
+// position `pos`: columns c < Dh/2 (tiles nt < Dh/16) pair with c + Dh/2 (tiles nt + Dh/16).
+template <int Dh>
+__device__ __forceinline__ void unrotate(float (&acc)[Dh / 8][4], int r, const float2* rope, int pos) {
+  const int t = threadIdx.x % 4;
+#pragma unroll
+  for (int nt = 0; nt < Dh / 16; ++nt)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const float2 cs = rope[pos * (Dh / 2) + 8 * nt + 2 * t + e];
+      const float x1 = acc[nt][2 * r + e], x2 = acc[nt + Dh / 16][2 * r + e];
+      acc[nt][2 * r + e] = x1 * cs.x + x2 * cs.y;
+      acc[nt + Dh / 16][2 * r + e] = x2 * cs.x - x1 * cs.y;
+    }
 }
 
 // Where one (sequence, head) starts in the bf16 copies of qkv [B,T,3D] and dout [B,T,D], in out/dout
@@ -232,7 +273,7 @@ __global__ void attention_delta_kernel(float* delta, const float* dout, const fl
 // dV = P^T dO. qkv16, dout16: bf16 copies.
 template <int Dh>
 __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
-                                                                        const float* delta, int T, int D, int H, float scale) {
+                                                                        const float* delta, const float2* rope, int T, int D, int H, float scale) {
   constexpr int ld = Dh + kPad, kTile = kBackwardTile * ld;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* k_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
@@ -312,6 +353,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (key[r] >= T) continue;
+    if (rope) unrotate<Dh>(dk, r, rope, key[r]);
     float* dk_row = dqkv + view.qkv_offset + static_cast<size_t>(key[r]) * stride + D;
     float* dv_row = dk_row + D;
 #pragma unroll
@@ -326,7 +368,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
 // keys per shared tile (double-buffered). dQ = scale dS k.
 template <int Dh>
 __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
-                                                                      const float* delta, int T, int D, int H, float scale) {
+                                                                      const float* delta, const float2* rope, int T, int D, int H, float scale) {
   constexpr int ld = Dh + kPad, kTile = kBackwardTile * ld;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
@@ -407,6 +449,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     if (row[r] >= T) continue;
+    if (rope) unrotate<Dh>(dq, r, rope, row[r]);
     float* dq_row = dqkv + view.qkv_offset + static_cast<size_t>(row[r]) * stride;
 #pragma unroll
     for (int nt = 0; nt < Dh / 8; ++nt)
@@ -423,9 +466,21 @@ void allow_smem(Kernel kernel, size_t bytes) {
   MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
+// qkv in bf16 (q and k rotated when rope) in scratch slot kSlotCastA; *table: the RoPE table or null
+const bf16* round_qkv(Context& ctx, const float* qkv, int B, int T, int D, int H, bool rope, const float2** table) {
+  *table = rope ? rope_table(ctx, T, D / H) : nullptr;
+  const size_t rows = static_cast<size_t>(B) * T, pairs = rows * 3 * D / 2;
+  auto* dst = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastA, rows * 3 * D / 2));
+  const int blocks = static_cast<int>(std::min<size_t>(blocks_for(pairs, 256), static_cast<size_t>(ctx.sm_count()) * 16));
+  round_qkv_kernel<<<blocks, 256, 0, ctx.stream()>>>(dst, qkv, *table, rows, T, D, H);
+  MM_LAUNCH_CHECK();
+  return dst;
+}
+
 template <int Dh>
-void forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H) {
-  const bf16* qkv16 = to_bf16(ctx, kSlotCastA, qkv, static_cast<size_t>(B) * T * 3 * D);
+void forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H, bool rope) {
+  const float2* table;
+  const bf16* qkv16 = round_qkv(ctx, qkv, B, T, D, H, rope, &table);
   const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
   allow_smem(flash_forward_kernel<Dh>, forward_smem(Dh));
   flash_forward_kernel<Dh><<<grid, kThreads, forward_smem(Dh), ctx.stream()>>>(out, lse, qkv16, T, D, H, 1.f / sqrtf(static_cast<float>(Dh)));
@@ -433,20 +488,21 @@ void forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int 
 }
 
 template <int Dh>
-void backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B, int T, int D, int H) {
+void backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B, int T, int D, int H, bool rope) {
   float* delta = ctx.scratch(kSlotAttentionDelta, static_cast<size_t>(B) * H * T);
   const size_t rows = static_cast<size_t>(B) * T * H;
   attention_delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, ctx.stream()>>>(delta, dout, out, B, T, D, H);
   MM_LAUNCH_CHECK();
-  const bf16* qkv16 = to_bf16(ctx, kSlotCastA, qkv, static_cast<size_t>(B) * T * 3 * D);
+  const float2* table;
+  const bf16* qkv16 = round_qkv(ctx, qkv, B, T, D, H, rope, &table);
   const bf16* dout16 = to_bf16(ctx, kSlotCastB, dout, static_cast<size_t>(B) * T * D);
   const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
   const float scale = 1.f / sqrtf(static_cast<float>(Dh));
   allow_smem(flash_backward_dkdv_kernel<Dh>, dkdv_smem(Dh));
-  flash_backward_dkdv_kernel<Dh><<<grid, kThreads, dkdv_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, T, D, H, scale);
+  flash_backward_dkdv_kernel<Dh><<<grid, kThreads, dkdv_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, table, T, D, H, scale);
   MM_LAUNCH_CHECK();
   allow_smem(flash_backward_dq_kernel<Dh>, dq_smem(Dh));
-  flash_backward_dq_kernel<Dh><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, T, D, H, scale);
+  flash_backward_dq_kernel<Dh><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, table, T, D, H, scale);
   MM_LAUNCH_CHECK();
 }
 
@@ -454,23 +510,23 @@ void backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, co
 
 bool flash_attention_supports(int head_dim) { return head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128; }
 
-void flash_attention_forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H) {
+void flash_attention_forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H, bool rope) {
   switch (D / H) {
-    case 16: return forward<16>(ctx, out, lse, qkv, B, T, D, H);
-    case 32: return forward<32>(ctx, out, lse, qkv, B, T, D, H);
-    case 64: return forward<64>(ctx, out, lse, qkv, B, T, D, H);
-    case 128: return forward<128>(ctx, out, lse, qkv, B, T, D, H);
+    case 16: return forward<16>(ctx, out, lse, qkv, B, T, D, H, rope);
+    case 32: return forward<32>(ctx, out, lse, qkv, B, T, D, H, rope);
+    case 64: return forward<64>(ctx, out, lse, qkv, B, T, D, H, rope);
+    case 128: return forward<128>(ctx, out, lse, qkv, B, T, D, H, rope);
     default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
   }
 }
 
 void flash_attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B, int T, int D,
-                              int H) {
+                              int H, bool rope) {
   switch (D / H) {
-    case 16: return backward<16>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H);
-    case 32: return backward<32>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H);
-    case 64: return backward<64>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H);
-    case 128: return backward<128>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H);
+    case 16: return backward<16>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H, rope);
+    case 32: return backward<32>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H, rope);
+    case 64: return backward<64>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H, rope);
+    case 128: return backward<128>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H, rope);
     default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
   }
 }

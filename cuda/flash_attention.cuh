@@ -2,6 +2,8 @@
 // read straight from the fp32 rows qkv [B,T,3D] and rounded to bf16 on the way into shared memory;
 // the products run on bf16 tensor cores (mma.sync m16n8k16) with fp32 accumulation, and the
 // probabilities are rounded to bf16 before they multiply v (PyTorch's flash kernel does the same).
+// With rope, q and k are rotated (RoPE) in the same pass that rounds them, and backward rotates dq and
+// dk back in registers before storing them: no separate RoPE passes.
 // Forward keeps only the row log-sum-exp lse [B,H,T] for backward. Backward is deterministic (no
 // atomics): one kernel owns a block of keys and sums dK, dV over the queries; a second owns a block of
 // queries and sums dQ over the keys (each recomputes the probabilities it needs).
@@ -15,9 +17,9 @@ namespace mm::cuda {
 bool flash_attention_supports(int head_dim);
 
 // out [B,T,D], lse [B,H,T] (natural log of each row's softmax denominator, in scaled-score units).
-void flash_attention_forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H);
+void flash_attention_forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H, bool rope);
 // dqkv [B,T,3D] is overwritten; dout and out [B,T,D], lse from forward.
 void flash_attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B,
-                              int T, int D, int H);
+                              int T, int D, int H, bool rope);
 
 }  // namespace mm::cuda

@@ -124,31 +124,33 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_backward_fused(float
   constexpr int D = 32 * kCols;
   extern __shared__ float warp_sums[];  // [kWarpsPerBlock][D]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float weight[kCols], dw[kCols] = {}, db[kCols] = {};
-#pragma unroll
-  for (int k = 0; k < kCols; ++k) weight[k] = w[lane + 32 * k];
+  float dw[kCols] = {}, db[kCols] = {};
   const int first = (blockIdx.x * kWarpsPerBlock + warp) * kFusedRowsPerWarp;
   for (int row = first; row < min(N, first + kFusedRowsPerWarp); ++row) {
-    const float* xr = x + static_cast<size_t>(row) * D;
-    const float* go = dout + static_cast<size_t>(row) * D;
+    const size_t offset = static_cast<size_t>(row) * D + lane;
     const float mu = mean ? mean[row] : 0.f, rs = rstd[row];
-    float g[kCols], x_hat[kCols], g_mean = 0.f, gx_mean = 0.f;
+    // every load of the row first, so their latencies overlap (this kernel is memory-bound)
+    float g[kCols], x_hat[kCols], skip[kCols];
 #pragma unroll
     for (int k = 0; k < kCols; ++k) {
-      const float gk = go[lane + 32 * k];
-      x_hat[k] = (xr[lane + 32 * k] - mu) * rs;
-      dw[k] += gk * x_hat[k];
-      db[k] += gk;
-      g[k] = gk * weight[k];
+      g[k] = dout[offset + 32 * k];
+      x_hat[k] = x[offset + 32 * k];
+      skip[k] = dskip ? dskip[offset + 32 * k] : 0.f;
+    }
+    float g_mean = 0.f, gx_mean = 0.f;
+#pragma unroll
+    for (int k = 0; k < kCols; ++k) {
+      x_hat[k] = (x_hat[k] - mu) * rs;
+      dw[k] += g[k] * x_hat[k];
+      db[k] += g[k];
+      g[k] *= __ldg(w + lane + 32 * k);
       g_mean += g[k];
       gx_mean += g[k] * x_hat[k];
     }
     g_mean = mean ? warp_sum(g_mean) / D : 0.f;  // RMSNorm has no mean term
     gx_mean = warp_sum(gx_mean) / D;
-    float* dxr = dx + static_cast<size_t>(row) * D;
-    const float* skip = dskip ? dskip + static_cast<size_t>(row) * D : nullptr;
 #pragma unroll
-    for (int k = 0; k < kCols; ++k) dxr[lane + 32 * k] = rs * (g[k] - g_mean - x_hat[k] * gx_mean) + (skip ? skip[lane + 32 * k] : 0.f);
+    for (int k = 0; k < kCols; ++k) dx[offset + 32 * k] = rs * (g[k] - g_mean - x_hat[k] * gx_mean) + skip[k];
   }
   for (int pass = 0; pass < (db_partial ? 2 : 1); ++pass) {  // warps' sums combined in a fixed order
     const float* mine = pass == 0 ? dw : db;

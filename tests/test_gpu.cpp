@@ -94,16 +94,19 @@ TEST_CASE("GPU masked mix and attention match the CPU reference", "[gpu][ops]") 
     CHECK(relative_error(gdc.host(), dc) < 1e-5);
   }
   const int B = 2, T = 24, D = 16, H = 2;
-  auto qkv = test::random_vector(B * T * 3 * D, 5), dout = test::random_vector(B * T * D, 6);
-  std::vector<double> out(B * T * D), probs(B * H * T * T), dqkv(qkv.size());
-  ref.attention_forward(out.data(), probs.data(), qkv.data(), B, T, D, H);
-  ref.attention_backward(dqkv.data(), dout.data(), qkv.data(), out.data(), probs.data(), B, T, D, H);
-  Dev gq(*gpu, to_float(qkv)), gd(*gpu, to_float(dout)), go(*gpu, out.size()), gp(*gpu, probs.size()), gdq(*gpu, qkv.size());
-  gpu->attention_forward(go.p(), gp.p(), gq.p(), B, T, D, H);
-  gpu->attention_backward(gdq.p(), gd.p(), gq.p(), go.p(), gp.p(), B, T, D, H);
-  CHECK(relative_error(go.host(), out) < 1e-5);
-  CHECK(relative_error(gp.host(), probs) < 1e-5);
-  CHECK(relative_error(gdq.host(), dqkv) < 1e-5);
+  for (bool rope : {false, true}) {
+    INFO("rope " << rope);
+    auto qkv = test::random_vector(B * T * 3 * D, 5), dout = test::random_vector(B * T * D, 6);
+    std::vector<double> out(B * T * D), probs(B * H * T * T), dqkv(qkv.size());
+    ref.attention_forward(out.data(), probs.data(), qkv.data(), B, T, D, H, rope);
+    ref.attention_backward(dqkv.data(), dout.data(), qkv.data(), out.data(), probs.data(), B, T, D, H, rope);
+    Dev gq(*gpu, to_float(qkv)), gd(*gpu, to_float(dout)), go(*gpu, out.size()), gp(*gpu, probs.size()), gdq(*gpu, qkv.size());
+    gpu->attention_forward(go.p(), gp.p(), gq.p(), B, T, D, H, rope);
+    gpu->attention_backward(gdq.p(), gd.p(), gq.p(), go.p(), gp.p(), B, T, D, H, rope);
+    CHECK(relative_error(go.host(), out) < 1e-5);
+    CHECK(relative_error(gp.host(), probs) < 1e-5);
+    CHECK(relative_error(gdq.host(), dqkv) < 1e-5);
+  }
 }
 
 TEST_CASE("GPU bf16 GEMMs obey the ratio rule (DESIGN 5.4) against the CPU with bf16-rounded operands", "[gpu][ops][bf16]") {
@@ -153,23 +156,24 @@ TEST_CASE("GPU fused (flash) attention at bf16 obeys the ratio rule against the 
   CHECK_FALSE(make_backend(Device::Cuda, Precision::Tf32)->attention_is_fused(512, 4));
   struct Shape { int B, T, D, H; };
   // head sizes 16, 32, 64, 128; lengths that are not multiples of the kernels' 64- and 32-row tiles
-  for (Shape s : {Shape{2, 24, 32, 2}, Shape{2, 77, 64, 2}, Shape{1, 130, 128, 2}, Shape{2, 200, 256, 2}}) {
-    INFO("B" << s.B << " T" << s.T << " D" << s.D << " H" << s.H);
+  for (Shape s : {Shape{2, 24, 32, 2}, Shape{2, 77, 64, 2}, Shape{1, 130, 128, 2}, Shape{2, 200, 256, 2}})
+  for (bool rope : {false, true}) {
+    INFO("B" << s.B << " T" << s.T << " D" << s.D << " H" << s.H << " rope " << rope);
     REQUIRE(gpu->attention_is_fused(s.D, s.H));
     REQUIRE(gpu->attention_state_size(s.B, s.T, s.D, s.H) == static_cast<size_t>(s.B) * s.H * s.T);
     const size_t n = static_cast<size_t>(s.B) * s.T * s.D;
     auto qkv = test::random_vector(3 * n, 31), dout = test::random_vector(n, 32);
     auto attention = [&](const std::vector<double>& x, const std::vector<double>& dy) {
       std::vector<double> out(n), probs(static_cast<size_t>(s.B) * s.H * s.T * s.T), dx(x.size());
-      ref.attention_forward(out.data(), probs.data(), x.data(), s.B, s.T, s.D, s.H);
-      ref.attention_backward(dx.data(), dy.data(), x.data(), out.data(), probs.data(), s.B, s.T, s.D, s.H);
+      ref.attention_forward(out.data(), probs.data(), x.data(), s.B, s.T, s.D, s.H, rope);
+      ref.attention_backward(dx.data(), dy.data(), x.data(), out.data(), probs.data(), s.B, s.T, s.D, s.H, rope);
       return std::pair{out, dx};
     };
     const auto [out, dqkv] = attention(qkv, dout);
     const auto [out_rounded, dqkv_rounded] = attention(round_bf16(qkv), round_bf16(dout));
     Dev gq(*gpu, to_float(qkv)), gd(*gpu, to_float(dout)), go(*gpu, n), gl(*gpu, gpu->attention_state_size(s.B, s.T, s.D, s.H)), gdq(*gpu, 3 * n);
-    gpu->attention_forward(go.p(), gl.p(), gq.p(), s.B, s.T, s.D, s.H);
-    gpu->attention_backward(gdq.p(), gd.p(), gq.p(), go.p(), gl.p(), s.B, s.T, s.D, s.H);
+    gpu->attention_forward(go.p(), gl.p(), gq.p(), s.B, s.T, s.D, s.H, rope);
+    gpu->attention_backward(gdq.p(), gd.p(), gq.p(), go.p(), gl.p(), s.B, s.T, s.D, s.H, rope);
     // The kernels also round the probabilities (and dS) to bf16 for their second products, hence 4x.
     const double out_budget = relative_error(out_rounded, out), grad_budget = relative_error(dqkv_rounded, dqkv);
     CHECK(out_budget > 1e-5);

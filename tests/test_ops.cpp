@@ -115,18 +115,21 @@ TEST_CASE("rope is a rotation and its backward is the inverse", "[ops][grad]") {
 }
 
 TEST_CASE("causal attention gradients", "[ops][grad]") {
-  const int B = 2, T = 5, D = 6, H = 2;
+  const int B = 2, T = 5, D = 8, H = 2;
+  for (bool rope : {false, true}) {
+  INFO("rope " << rope);
   auto qkv = random_vector(B * T * 3 * D, 50), r = random_vector(B * T * D, 51);
   std::vector<double> out(B * T * D), probs(B * H * T * T), dqkv(qkv.size());
-  auto loss = [&] { ops.attention_forward(out.data(), probs.data(), qkv.data(), B, T, D, H); return dot(out, r); };
+  auto loss = [&] { ops.attention_forward(out.data(), probs.data(), qkv.data(), B, T, D, H, rope); return dot(out, r); };
   loss();
-  ops.attention_backward(dqkv.data(), r.data(), qkv.data(), out.data(), probs.data(), B, T, D, H);
+  ops.attention_backward(dqkv.data(), r.data(), qkv.data(), out.data(), probs.data(), B, T, D, H, rope);
   check_gradient("attention dqkv", qkv, dqkv, loss, 200);
   for (int i = 0; i < T; ++i) {
     double row = 0;
     for (int j = 0; j < T; ++j) row += probs[i * T + j];
     CHECK(row == Approx(1.0));
     for (int j = i + 1; j < T; ++j) CHECK(probs[i * T + j] == 0.0);
+  }
   }
 }
 

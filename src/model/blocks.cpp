@@ -265,8 +265,7 @@ class LlamaBlock final : public Block<T> {
     const size_t ND = static_cast<size_t>(N) * D;
     ops_.rmsnorm_forward(h1_, rstd1_, x, s_.p(attn_norm_), N, D);
     ops_.linear_forward(qkv_, h1_, s_.p(qkv_w_), nullptr, N, D, 3 * D);
-    ops_.rope_forward(qkv_, B, T_, D, H);
-    ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H);
+    ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H, /*rope=*/true);
     if (hybrid_) {
       ops_.linear_forward(o_, att_, s_.p(out_w_), nullptr, N, D, D);
       ops_.mix_forward(mixo_, o_, s_.p(mix_w_), s_.p(mix_c_), B, T_, T_, D, 1, true);
@@ -305,9 +304,8 @@ class LlamaBlock final : public Block<T> {
     T* datt = wide;
     ops_.linear_backward(datt, s_.g(out_w_), nullptr, do_, att_, s_.p(out_w_), N, D, D);
     T* dqkv = mid;
-    if (shared_attention_) ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H);  // att_ is rewritten unchanged
-    ops_.attention_backward(dqkv, datt, qkv_, att_, att_state_, B, T_, D, H);
-    ops_.rope_backward(dqkv, B, T_, D, H);
+    if (shared_attention_) ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H, true);  // att_ is rewritten unchanged
+    ops_.attention_backward(dqkv, datt, qkv_, att_, att_state_, B, T_, D, H, true);
     T* dh1 = wide;
     ops_.linear_backward(dh1, s_.g(qkv_w_), nullptr, dqkv, h1_, s_.p(qkv_w_), N, D, 3 * D);
     ops_.rmsnorm_backward(dx, s_.g(attn_norm_), dh1, dx2, x_, s_.p(attn_norm_), rstd1_, N, D);
@@ -363,7 +361,7 @@ class GptBlock final : public Block<T> {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
     const size_t ND = static_cast<size_t>(N) * D;
     ops_.linear_forward(qkv_, x, s_.p(qkv_w_), s_.p(qkv_b_), N, D, 3 * D);
-    ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H);
+    ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H, /*rope=*/false);
     ops_.linear_forward(r1_, att_, s_.p(out_w_), s_.p(out_b_), N, D, D);
     ops_.add_inplace(r1_, x, ND);
     ops_.layernorm_forward(n_, mean1_, rstd1_, r1_, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
@@ -386,7 +384,7 @@ class GptBlock final : public Block<T> {
     ops_.add_inplace(dn, dr, ND);
     ops_.layernorm_backward(dr, s_.g(ln1_w_), s_.g(ln1_b_), dn, nullptr, r1_, s_.p(ln1_w_), mean1_, rstd1_, N, D);  // dr1
     ops_.linear_backward(dn, s_.g(out_w_), s_.g(out_b_), dr, att_, s_.p(out_w_), N, D, D);                // datt
-    ops_.attention_backward(wide, dn, qkv_, att_, att_state_, B, T_, D, H);                                       // dqkv
+    ops_.attention_backward(wide, dn, qkv_, att_, att_state_, B, T_, D, H, false);                                       // dqkv
     ops_.linear_backward(dx, s_.g(qkv_w_), s_.g(qkv_b_), wide, x_, s_.p(qkv_w_), N, D, 3 * D);
     ops_.add_inplace(dx, dr, ND);
   }

@@ -90,12 +90,24 @@ template <class T> void CpuOps<T>::mix_backward(T* dinp, T* dw, T* dc, const T* 
 }
 template <class T> void CpuOps<T>::rope_forward(T* qkv, int B, int T_ctx, int D, int H) { cpu::rope_forward(qkv, B, T_ctx, D, H); }
 template <class T> void CpuOps<T>::rope_backward(T* dqkv, int B, int T_ctx, int D, int H) { cpu::rope_backward(dqkv, B, T_ctx, D, H); }
-template <class T> void CpuOps<T>::attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H) {
-  cpu::attention_forward(out, probs, qkv, B, T_ctx, D, H);
+// With rope, attention runs on a rotated copy of qkv and its gradient is rotated back.
+template <class T> void CpuOps<T>::attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H, bool rope) {
+  std::vector<T> rotated;
+  if (rope) {
+    rotated.assign(qkv, qkv + static_cast<size_t>(B) * T_ctx * 3 * D);
+    cpu::rope_forward(rotated.data(), B, T_ctx, D, H);
+  }
+  cpu::attention_forward(out, probs, rope ? rotated.data() : qkv, B, T_ctx, D, H);
 }
 template <class T> void CpuOps<T>::attention_backward(T* dqkv, const T* dout, const T* qkv, const T* /*out*/, const T* probs, int B, int T_ctx, int D,
-                                                      int H) {
-  cpu::attention_backward(dqkv, dout, qkv, probs, B, T_ctx, D, H);
+                                                      int H, bool rope) {
+  std::vector<T> rotated;
+  if (rope) {
+    rotated.assign(qkv, qkv + static_cast<size_t>(B) * T_ctx * 3 * D);
+    cpu::rope_forward(rotated.data(), B, T_ctx, D, H);
+  }
+  cpu::attention_backward(dqkv, dout, rope ? rotated.data() : qkv, probs, B, T_ctx, D, H);
+  if (rope) cpu::rope_backward(dqkv, B, T_ctx, D, H);
 }
 template <class T> void CpuOps<T>::cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) {
   cpu::cross_entropy(losses, dlogits, logits, targets, N, V, dscale);

@@ -39,8 +39,8 @@ class CpuOps final : public Ops<T> {
   void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G, bool causal) override;
   void rope_forward(T* qkv, int B, int T_ctx, int D, int H) override;
   void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) override;
-  void attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H) override;
-  void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* probs, int B, int T_ctx, int D, int H) override;
+  void attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H, bool rope) override;
+  void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* probs, int B, int T_ctx, int D, int H, bool rope) override;
   void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) override;
   double sum_squares(const T* x, size_t n) override;
   void adamw(T* params, const T* grads, T* m, T* v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step,

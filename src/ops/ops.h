@@ -84,7 +84,8 @@ class Ops {
   virtual void rope_forward(T* qkv, int B, int T_ctx, int D, int H) = 0;
   virtual void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) = 0;
 
-  // Causal multi-head attention: qkv [B,T,3D] -> out [B,T,D]. `state` keeps what backward needs,
+  // Causal multi-head attention: qkv [B,T,3D] -> out [B,T,D]; with `rope`, q and k are rotated first
+  // (rope_forward's convention; qkv itself is not changed). `state` keeps what backward needs,
   // attention_state_size() elements: the probabilities [B,H,T,T]; or, where attention_is_fused(), only
   // each row's log-sum-exp [B,H,T] (a flash-style kernel that rebuilds the probabilities in backward).
   virtual bool attention_is_fused(int D, int H) const { return false; }
@@ -92,9 +93,9 @@ class Ops {
     const size_t rows = static_cast<size_t>(B) * H * T_ctx;
     return attention_is_fused(D, H) ? rows : rows * T_ctx;
   }
-  virtual void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H) = 0;
-  // out: what attention_forward wrote
-  virtual void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H) = 0;
+  virtual void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H, bool rope) = 0;
+  // out: what attention_forward wrote; dqkv is the gradient w.r.t. the unrotated qkv
+  virtual void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H, bool rope) = 0;
 
   // Feed-forward sublayer, one op so that a backend chooses how its hidden activations are kept:
   //   pre = inp[N,D] @ w1^T + b1 [N,Fp], act = GELU(pre) [N,F] (Fp = F) or SwiGLU(pre) (Fp = 2F, gate|up),

@@ -122,12 +122,13 @@ class ProfiledOps final : public Ops<T> {
          [&] { inner_.ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre); });
   }
   bool attention_is_fused(int D, int H) const override { return inner_.attention_is_fused(D, H); }
-  void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H) override {
-    time("attention_forward", [&] { return attention_shape(B, T_ctx, D, H); }, [&] { inner_.attention_forward(out, state, qkv, B, T_ctx, D, H); });
+  void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H, bool rope) override {
+    time("attention_forward", [&] { return attention_shape(B, T_ctx, D, H, rope); },
+         [&] { inner_.attention_forward(out, state, qkv, B, T_ctx, D, H, rope); });
   }
-  void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H) override {
-    time("attention_backward", [&] { return attention_shape(B, T_ctx, D, H); },
-        [&] { inner_.attention_backward(dqkv, dout, qkv, out, state, B, T_ctx, D, H); });
+  void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H, bool rope) override {
+    time("attention_backward", [&] { return attention_shape(B, T_ctx, D, H, rope); },
+        [&] { inner_.attention_backward(dqkv, dout, qkv, out, state, B, T_ctx, D, H, rope); });
   }
   void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) override {
     time("cross_entropy", [&] { return rows(N, V); }, [&] { inner_.cross_entropy(losses, dlogits, logits, targets, N, V, dscale); });
@@ -153,7 +154,9 @@ class ProfiledOps final : public Ops<T> {
   static std::string ffn_shape(int N, int D, int F, FfnActivation act) {
     return fmt::format("{}x{}->{} {}", N, D, F, act == FfnActivation::Gelu ? "gelu" : "swiglu");
   }
-  static std::string attention_shape(int B, int T_ctx, int D, int H) { return fmt::format("B{} T{} D{} H{}", B, T_ctx, D, H); }
+  static std::string attention_shape(int B, int T_ctx, int D, int H, bool rope) {
+    return fmt::format("B{} T{} D{} H{}{}", B, T_ctx, D, H, rope ? " rope" : "");
+  }
 
   // shape() names the call's shape; it runs only while profiling, so a disabled wrapper costs nothing more.
   template <class S, class F>
