@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Per-kernel GPU times of one training step (Nsight Compute, durations only), summed by kernel name.
+# Usage on the device: dev/kernel_profile.sh BIN CONFIG [skip] [count]
+# (skip: launches of warm-up steps to pass over; count: about one step's launches)
+set -euo pipefail
+bin=$1 config=$2 skip=${3:-600} count=${4:-300}
+ncu --csv --metrics gpu__time_duration.sum --launch-skip "$skip" --launch-count "$count" \
+  "$bin" bench --configs "$config" --steps 2 --warmup-steps 3 --out /tmp/kernel_profile_bench.csv 2>/dev/null |
+  python3 -c '
+import csv, sys, collections
+rows = [r for r in csv.reader(l for l in sys.stdin if l.startswith("\""))]
+head, body = rows[0], rows[1:]
+name, value = head.index("Kernel Name"), head.index("Metric Value")
+total = collections.defaultdict(float); calls = collections.Counter()
+for r in body:
+    k = r[name].split("(")[0].split("<")[0][:70]
+    total[k] += float(r[value].replace(",", "")) / 1e3; calls[k] += 1
+s = sum(total.values())
+print(f"{len(body)} kernels, {s/1e3:.2f} ms")
+for k, v in sorted(total.items(), key=lambda kv: -kv[1])[:25]:
+    print(f"{v/1e3:8.3f} ms {100*v/s:5.1f}% {calls[k]:4d}  {k}")
+'
