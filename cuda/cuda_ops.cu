@@ -10,6 +10,7 @@
 #include "elementwise.cuh"
 #include "embedding.cuh"
 #include "feed_forward.cuh"
+#include "graph.cuh"
 #include "linear.cuh"
 #include "masked_mix.cuh"
 #include "norms.cuh"
@@ -52,6 +53,8 @@ class CudaOps final : public Ops<float> {
     MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, ctx_.stream()));
   }
   void synchronize() override { MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream())); }
+  bool can_record() const override { return true; }
+  std::unique_ptr<Recording> record(const std::function<void()>& issue) override { return cuda::record_graph(ctx_, issue); }
 
   void add_inplace(float* dst, const float* src, size_t n) override { cuda::add_inplace(ctx_, dst, src, n); }
   void add(float* out, const float* a, const float* b, size_t n) override { cuda::add(ctx_, out, a, b, n); }

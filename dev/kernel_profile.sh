@@ -13,7 +13,7 @@ head, body = rows[0], rows[1:]
 name, value = head.index("Kernel Name"), head.index("Metric Value")
 total = collections.defaultdict(float); calls = collections.Counter()
 for r in body:
-    k = r[name].split("(")[0].split("<")[0][:70]
+    k = r[name].replace("(anonymous namespace)::", "").replace("void ", "").split("(")[0][:70]
     total[k] += float(r[value].replace(",", "")) / 1e3; calls[k] += 1
 s = sum(total.values())
 print(f"{len(body)} kernels, {s/1e3:.2f} ms")

@@ -339,6 +339,37 @@ TEST_CASE("GPU --recompute gives bit-identical gradients", "[gpu][recompute]") {
   }
 }
 
+TEST_CASE("GPU train_step is recorded as a CUDA graph and replays bit-identically", "[gpu][graph]") {
+  if (!have_gpu()) return;
+  auto gpu = make_backend(Device::Cuda, Precision::Bf16);
+  for (const char* descriptor : {"mixer:d32:l2:c16:v64", "llama:d32:l2:h2:c16:v64", "gpt:d32:l2:h2:c16:v64"}) {
+    INFO(descriptor);
+    ModelConfig config = ModelConfig::parse(descriptor);
+    const int B = 2;
+    const size_t N = static_cast<size_t>(B) * config.n_ctx;
+    Model<float> recorded(config, *gpu, B), direct(config, *gpu, B);
+    recorded.init_params(8);
+    direct.load_params(recorded.save_params());
+    const size_t n = recorded.num_params();
+    DeviceArray<float, float> m1(*gpu, n), v1(*gpu, n), m2(*gpu, n), v2(*gpu, n);
+    for (int step = 1; step <= 4; ++step) {  // step 1 runs directly, step 2 records, steps 2-4 replay
+      auto tokens = test::random_tokens(N, config.vocab, 20 + step), targets = test::random_tokens(N, config.vocab, 30 + step);
+      const double loss_recorded = recorded.train_step(tokens.data(), targets.data(), B);
+      direct.zero_grad();
+      const double loss_direct = direct.forward(tokens.data(), targets.data(), B, true);
+      direct.backward();
+      CHECK(loss_recorded == loss_direct);
+      std::vector<float> g1(n), g2(n);
+      gpu->to_host(g1.data(), recorded.grad_data(), n * sizeof(float));
+      gpu->to_host(g2.data(), direct.grad_data(), n * sizeof(float));
+      CHECK(g1 == g2);
+      gpu->adamw(recorded.param_data(), recorded.grad_data(), m1.get(), v1.get(), n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, step, 1.0f);
+      gpu->adamw(direct.param_data(), direct.grad_data(), m2.get(), v2.get(), n, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, step, 1.0f);
+      CHECK(recorded.step_recorded() == (step >= 2));
+    }
+  }
+}
+
 TEST_CASE("GPU resume is bit-identical to an uninterrupted run", "[gpu][resume]") {
   if (!have_gpu()) return;
   test::TempDir tmp;

@@ -99,9 +99,7 @@ int cmd_bench(int argc, char** argv) {
     for (auto& t : targets) t = static_cast<int32_t>(rng.below(config.vocab));
     std::vector<double> times;
     auto train_step = [&](int step) {
-      model.zero_grad();
-      model.forward(tokens.data(), targets.data(), batch, true);
-      model.backward();
+      model.train_step(tokens.data(), targets.data(), batch);
       const double norm = std::sqrt(ops.sum_squares(model.grad_data(), n));
       ops.adamw(model.param_data(), model.grad_data(), m.get(), v.get(), n, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, step,
                 norm > 1.0 ? static_cast<float>(1.0 / norm) : 1.0f);

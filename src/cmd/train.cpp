@@ -277,12 +277,10 @@ int cmd_train(int argc, char** argv) {
   while (state.step < s.steps) {
     auto t0 = std::chrono::steady_clock::now();
     batcher.next(batch);
-    model.zero_grad();
-    const double loss = model.forward(batch.inputs.data(), batch.targets.data(), s.batch, true);
+    const double loss = model.train_step(batch.inputs.data(), batch.targets.data(), s.batch);
     if (!std::isfinite(loss))
       fail(fmt::format("loss became {} at step {}", loss, state.step + 1),
            fmt::format("lower --lr or raise --warmup; the last good checkpoint is in {}", s.out));
-    model.backward();
     const double lr = s.lr * linear_schedule(state.step, s.warmup, s.steps);
     const AdamWSettings opt{s.beta1, s.beta2, s.eps, s.weight_decay, s.clip};
     const double grad_norm = clipped_adamw_step(ops, model.param_data(), model.grad_data(), adam_m.get(), adam_v.get(), n_params, lr, opt, state.step + 1);

@@ -104,14 +104,25 @@ std::vector<T> Model<T>::save_params() {
 }
 
 template <class T>
-const T* Model<T>::encode(const int32_t* tokens, int B) {
+void Model<T>::upload_tokens(const int32_t* tokens, int B) {
   check(B > 0 && B <= max_batch_, fmt::format("batch {} exceeds the model's maximum {}", B, max_batch_), "lower --batch");
-  const int D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
+  const int V = config_.vocab, N = B * config_.n_ctx;
   for (int i = 0; i < N; ++i)
     check(tokens[i] >= 0 && tokens[i] < V, fmt::format("token id {} is outside the vocabulary of {}", tokens[i], V),
           "the data was prepared with another tokenizer; check --data against the model's vocab");
   ops_.to_device(tokens_.get(), tokens, static_cast<size_t>(N) * sizeof(int32_t));
   last_batch_ = B;
+}
+
+template <class T>
+const T* Model<T>::encode(const int32_t* tokens, int B) {
+  upload_tokens(tokens, B);
+  return encode_uploaded(B);
+}
+
+template <class T>
+const T* Model<T>::encode_uploaded(int B) {
+  const int D = config_.d_model, T_ = config_.n_ctx, N = B * T_;
   ops_.embedding_forward(resid_[0].get(), tokens_.get(), store_.p(wte_), wpe_ != SIZE_MAX ? store_.p(wpe_) : nullptr, N, T_, D);
   for (int l = 0; l < config_.n_layers; ++l) blocks_[l]->forward(resid_[l].get(), resid_[l + 1].get(), B);
   const T* top = resid_[config_.n_layers].get();
@@ -123,24 +134,77 @@ const T* Model<T>::encode(const int32_t* tokens, int B) {
 }
 
 template <class T>
-double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward) {
-  const int D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
-  const T* top = encode(tokens, B);
+int64_t Model<T>::count_targets(const int32_t* targets, int B) const {
+  int64_t count = 0;
+  for (int i = 0; i < B * config_.n_ctx; ++i) count += targets[i] >= 0;
+  return count;
+}
+
+template <class T>
+void Model<T>::loss(const T* top, int B, bool for_backward) {
+  const int D = config_.d_model, V = config_.vocab, N = B * config_.n_ctx;
   const T* head = config_.tied ? store_.p(wte_) : store_.p(head_);
   ops_.linear_forward(logits_.get(), top, head, nullptr, N, D, V);
-  if (!targets) return 0.0;
-
-  n_targets_ = 0;
-  for (int i = 0; i < N; ++i) n_targets_ += targets[i] >= 0;
-  if (n_targets_ == 0) return 0.0;
-  ops_.to_device(targets_.get(), targets, static_cast<size_t>(N) * sizeof(int32_t));
   const T dscale = static_cast<T>(1.0 / static_cast<double>(n_targets_));
   ops_.cross_entropy(losses_.get(), for_backward ? logits_.get() : nullptr, logits_.get(), targets_.get(), N, V, dscale);
-  std::vector<T> losses(N);
-  ops_.to_host(losses.data(), losses_.get(), static_cast<size_t>(N) * sizeof(T));
+}
+
+template <class T>
+double Model<T>::read_loss(int B) {
+  std::vector<T> losses(static_cast<size_t>(B) * config_.n_ctx);
+  ops_.to_host(losses.data(), losses_.get(), losses.size() * sizeof(T));
   double total = 0;
-  for (T loss : losses) total += loss;
+  for (T value : losses) total += value;
   return total / static_cast<double>(n_targets_);
+}
+
+template <class T>
+double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward) {
+  const int D = config_.d_model, V = config_.vocab, N = B * config_.n_ctx;
+  const T* top = encode(tokens, B);
+  n_targets_ = targets ? count_targets(targets, B) : 0;
+  if (n_targets_ == 0) {  // logits only
+    ops_.linear_forward(logits_.get(), top, config_.tied ? store_.p(wte_) : store_.p(head_), nullptr, N, D, V);
+    return 0.0;
+  }
+  ops_.to_device(targets_.get(), targets, static_cast<size_t>(N) * sizeof(int32_t));
+  loss(top, B, for_backward);
+  return read_loss(B);
+}
+
+template <class T>
+double Model<T>::train_step(const int32_t* tokens, const int32_t* targets, int B) {
+  upload_tokens(tokens, B);
+  n_targets_ = count_targets(targets, B);
+  if (n_targets_ == 0) {  // nothing to learn from
+    zero_grad();
+    return 0.0;
+  }
+  ops_.to_device(targets_.get(), targets, static_cast<size_t>(B) * config_.n_ctx * sizeof(int32_t));
+  auto issue = [this, B] {
+    zero_grad();
+    loss(encode_uploaded(B), B, true);
+    backward();
+  };
+  const std::pair<int, int64_t> shape{B, n_targets_};  // the cross-entropy's scale 1/n_targets is an argument of the recording
+  if (ops_.can_record()) {
+    if (step_recording_ && recorded_shape_ == shape) {
+      step_recording_->replay();
+      return read_loss(B);
+    }
+    if (warm_shape_ == shape && !recording_failed_) {  // the direct run before this one sized every scratch buffer
+      step_recording_ = ops_.record(issue);
+      recording_failed_ = step_recording_ == nullptr;
+      if (step_recording_) {
+        recorded_shape_ = shape;
+        step_recording_->replay();
+        return read_loss(B);
+      }
+    }
+    warm_shape_ = shape;
+  }
+  issue();
+  return read_loss(B);
 }
 
 template <class T>

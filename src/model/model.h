@@ -44,6 +44,12 @@ class Model {
   double forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward = false);
   // Accumulates parameter gradients of the last forward's mean loss into grad_data().
   void backward();
+  // One training step's device work: zero_grad(), forward(tokens, targets, B, true), backward();
+  // returns the mean loss. Where the backend records (CUDA graphs), the step's device work is recorded
+  // on the second step with the same batch size and target count and replayed from then on: one
+  // launch instead of hundreds, the same kernels and arguments (bit-identical results).
+  double train_step(const int32_t* tokens, const int32_t* targets, int B);
+  bool step_recorded() const { return step_recording_ != nullptr; }
   int64_t last_target_count() const { return n_targets_; }
   // Bytes of activations, gradients of activations and scratch held per sequence of the max batch
   // (parameters, gradients and optimizer state excluded).
@@ -60,6 +66,7 @@ class Model {
   // in backend memory; and the backward of a gradient on them into the parameter gradients.
   const T* encode(const int32_t* tokens, int B);
   void backward_encode(const T* dhidden, int B);
+  int64_t count_targets(const int32_t* targets, int B) const;
 
   T* logits() { return logits_.get(); }                 // [B, n_ctx, vocab] after forward without backward
 
@@ -78,6 +85,15 @@ class Model {
   DeviceArray<T, T> recompute_ffn_, recompute_probs_;  // RecomputeBuffers shared by the blocks (empty unless recompute)
   int last_batch_ = 0;
   int64_t n_targets_ = 0;
+  // train_step's recording, the (batch, targets) it was made for, and the last shape run directly
+  std::unique_ptr<Recording> step_recording_;
+  std::pair<int, int64_t> recorded_shape_{0, -1}, warm_shape_{0, -1};
+  bool recording_failed_ = false;
+
+  void upload_tokens(const int32_t* tokens, int B);  // checks the ids, copies them to the device
+  const T* encode_uploaded(int B);                    // embedding -> blocks -> final norm
+  void loss(const T* top, int B, bool for_backward);  // lm head and cross-entropy of the uploaded targets
+  double read_loss(int B);                            // mean of the per-token losses
 };
 
 }  // namespace mm

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace mm {
@@ -21,6 +23,13 @@ inline const char* precision_name(Precision p) { return p == Precision::Fp32 ? "
 // The feed-forward sublayer's activation: exact GELU on [N,F], or SwiGLU on the gate|up rows [N,2F].
 enum class FfnActivation { Gelu, SwiGlu };
 inline int ffn_pre_width(int F, FfnActivation act) { return act == FfnActivation::SwiGlu ? 2 * F : F; }
+
+// A recorded sequence of backend ops, replayed with one launch (Ops::record).
+class Recording {
+ public:
+  virtual ~Recording() = default;
+  virtual void replay() = 0;
+};
 
 template <class T>
 class Ops {
@@ -136,6 +145,14 @@ class Ops {
   // Per-row distance of out [N,D] to target (0 = L1, 1 = L2, 2 = cosine) weighted by weights [N], and
   // its gradient w.r.t. out (src/ops/distance.h): the objective of input inversion.
   virtual void distance_loss(T* losses, T* dout, const T* out, const T* target, const T* weights, int N, int D, int kind) = 0;
+
+  // ---- recording (CUDA graphs)
+  // Records the ops that `issue` makes, without running them, for replay with one launch; nullptr
+  // where the recording failed (the caller then runs `issue` itself). The recorded ops must not wait
+  // for the host or allocate, and replay reuses their arguments. can_record(): whether record() and
+  // replaying recordings are allowed now (not on the CPU, not while profiling op by op).
+  virtual bool can_record() const { return false; }
+  virtual std::unique_ptr<Recording> record(const std::function<void()>& issue) { return nullptr; }
 
   // sum of squares of x (deterministic order); the result is returned to the host
   virtual double sum_squares(const T* x, size_t n) = 0;

@@ -136,6 +136,9 @@ class ProfiledOps final : public Ops<T> {
   void distance_loss(T* losses, T* dout, const T* out, const T* target, const T* weights, int N, int D, int kind) override {
     time("distance_loss", [&] { return rows(N, D); }, [&] { inner_.distance_loss(losses, dout, out, target, weights, N, D, kind); });
   }
+  // Profiling times ops one by one, so nothing is recorded or replayed while it is on.
+  bool can_record() const override { return !enabled_ && inner_.can_record(); }
+  std::unique_ptr<Recording> record(const std::function<void()>& issue) override { return inner_.record(issue); }
   double sum_squares(const T* x, size_t n) override {
     double result = 0;
     time("sum_squares", [&] { return std::to_string(n); }, [&] { result = inner_.sum_squares(x, n); });
