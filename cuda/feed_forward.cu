@@ -42,63 +42,64 @@ __device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[W]) {
   }
 }
 
-// Activations over rows of width F (W values per step, W divides F). `bias` [Fp] or null is added to
-// pre in fp32 first. GELU: act = GELU(pre + b), dpre = dact GELU'(pre + b) (dpre may be dact).
+// Activations over rows of width F (W values per step, W divides F); blocks take rows, threads take
+// W-wide column groups (no 64-bit divisions in the index math). `bias` [Fp] or null is added to pre in
+// fp32 first. GELU: act = GELU(pre + b), dpre = dact GELU'(pre + b) (dpre may be dact).
 // SwiGLU: pre rows are gate | up [2F]; act = silu(g) u, dpre = (dg | du).
+template <int W, class Body>
+__device__ __forceinline__ void for_each_group(int N, int F, Body body) {
+  for (int row = blockIdx.x; row < N; row += gridDim.x)
+    for (int col = threadIdx.x * W; col < F; col += blockDim.x * W) body(row, col);
+}
+
 template <int W>
-__global__ void gelu_forward_bf16(bf16* act, const bf16* pre, const float* bias, size_t n, int F) {
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < n / W; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t i = k * W;
-    const int col = static_cast<int>(i % F);
+__global__ void gelu_forward_bf16(bf16* act, const bf16* pre, const float* bias, int N, int F) {
+  for_each_group<W>(N, F, [&](int row, int col) {
+    const size_t i = static_cast<size_t>(row) * F + col;
     float x[W];
     load_bf16<W>(pre + i, x);
 #pragma unroll
     for (int j = 0; j < W; ++j) x[j] = gelu(x[j] + (bias ? bias[col + j] : 0.f));
     store_bf16<W>(act + i, x);
-  }
+  });
 }
 template <int W>
-__global__ void gelu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, size_t n, int F) {
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < n / W; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t i = k * W;
-    const int col = static_cast<int>(i % F);
+__global__ void gelu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
+  for_each_group<W>(N, F, [&](int row, int col) {
+    const size_t i = static_cast<size_t>(row) * F + col;
     float x[W], g[W];
     load_bf16<W>(pre + i, x);
     load_bf16<W>(dact + i, g);
 #pragma unroll
     for (int j = 0; j < W; ++j) g[j] = gelu_grad(g[j], x[j] + (bias ? bias[col + j] : 0.f));
     store_bf16<W>(dpre + i, g);
-  }
+  });
 }
 template <int W>
 __global__ void swiglu_forward_bf16(bf16* act, const bf16* pre, const float* bias, int N, int F) {
-  const size_t n = static_cast<size_t>(N) * F;
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < n / W; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t row = k * W / F;
-    const int col = static_cast<int>(k * W % F);
+  for_each_group<W>(N, F, [&](int row, int col) {
+    const bf16* gate = pre + static_cast<size_t>(row) * 2 * F + col;
     float g[W], u[W];
-    load_bf16<W>(pre + row * 2 * F + col, g);
-    load_bf16<W>(pre + row * 2 * F + F + col, u);
+    load_bf16<W>(gate, g);
+    load_bf16<W>(gate + F, u);
 #pragma unroll
     for (int j = 0; j < W; ++j) g[j] = swiglu(g[j] + (bias ? bias[col + j] : 0.f), u[j] + (bias ? bias[F + col + j] : 0.f));
-    store_bf16<W>(act + k * W, g);
-  }
+    store_bf16<W>(act + static_cast<size_t>(row) * F + col, g);
+  });
 }
 template <int W>
 __global__ void swiglu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
-  const size_t n = static_cast<size_t>(N) * F;
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < n / W; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t row = k * W / F;
-    const int col = static_cast<int>(k * W % F);
+  for_each_group<W>(N, F, [&](int row, int col) {
+    const size_t gate = static_cast<size_t>(row) * 2 * F + col;
     float g[W], u[W], go[W];
-    load_bf16<W>(pre + row * 2 * F + col, g);
-    load_bf16<W>(pre + row * 2 * F + F + col, u);
-    load_bf16<W>(dact + k * W, go);
+    load_bf16<W>(pre + gate, g);
+    load_bf16<W>(pre + gate + F, u);
+    load_bf16<W>(dact + static_cast<size_t>(row) * F + col, go);
 #pragma unroll
     for (int j = 0; j < W; ++j) swiglu_grad(go[j], g[j] + (bias ? bias[col + j] : 0.f), u[j] + (bias ? bias[F + col + j] : 0.f), g[j], u[j]);
-    store_bf16<W>(dpre + row * 2 * F + col, g);
-    store_bf16<W>(dpre + row * 2 * F + F + col, u);
-  }
+    store_bf16<W>(dpre + gate, g);
+    store_bf16<W>(dpre + gate + F, u);
+  });
 }
 
 // Eight values per thread when rows split into aligned 16-byte groups, else one.
@@ -108,32 +109,29 @@ bool by_eight(int F, std::initializer_list<const void*> ptrs) {
     if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
   return true;
 }
-int grid(Context& ctx, size_t work) {
-  return static_cast<int>(std::min<size_t>(blocks_for(std::max<size_t>(work, 1), kThreads), static_cast<size_t>(ctx.sm_count()) * 16));
-}
 
 void activation_forward(Context& ctx, bf16* act, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
-  const size_t n = static_cast<size_t>(N) * F;
+  const int blocks = std::min(N, ctx.sm_count() * 16);
   const bool vec = by_eight(F, {act, pre});
   if (kind == FfnActivation::Gelu) {
-    if (vec) gelu_forward_bf16<8><<<grid(ctx, n / 8), kThreads, 0, ctx.stream()>>>(act, pre, bias, n, F);
-    else gelu_forward_bf16<1><<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(act, pre, bias, n, F);
+    if (vec) gelu_forward_bf16<8><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
+    else gelu_forward_bf16<1><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
   } else {
-    if (vec) swiglu_forward_bf16<8><<<grid(ctx, n / 8), kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
-    else swiglu_forward_bf16<1><<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
+    if (vec) swiglu_forward_bf16<8><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
+    else swiglu_forward_bf16<1><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
   }
   MM_LAUNCH_CHECK();
 }
 
 void activation_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
-  const size_t n = static_cast<size_t>(N) * F;
+  const int blocks = std::min(N, ctx.sm_count() * 16);
   const bool vec = by_eight(F, {dpre, dact, pre});
   if (kind == FfnActivation::Gelu) {
-    if (vec) gelu_backward_bf16<8><<<grid(ctx, n / 8), kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, n, F);
-    else gelu_backward_bf16<1><<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, n, F);
+    if (vec) gelu_backward_bf16<8><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+    else gelu_backward_bf16<1><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
   } else {
-    if (vec) swiglu_backward_bf16<8><<<grid(ctx, n / 8), kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
-    else swiglu_backward_bf16<1><<<grid(ctx, n), kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+    if (vec) swiglu_backward_bf16<8><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+    else swiglu_backward_bf16<1><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
   }
   MM_LAUNCH_CHECK();
 }

@@ -96,25 +96,27 @@ __device__ __forceinline__ void load_b_transposed(uint32_t& b0, uint32_t& b1, co
 }
 
 // dst = qkv [B*T rows, 3D] in bf16, with q and k rotated by RoPE first when `rope` (table [T, Dh/2]) is
-// given: one thread per (row, part, head, i < Dh/2) pair of elements i and i + Dh/2.
-__global__ void round_qkv_kernel(bf16* dst, const float* qkv, const float2* rope, size_t rows, int T, int D, int H) {
-  const int half = D / H / 2;
-  const size_t pairs = rows * 3 * H * half;
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < pairs; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const int i = static_cast<int>(k % half);
-    const size_t rest = k / half;
-    const int h = static_cast<int>(rest % H), part = static_cast<int>(rest / H % 3);
-    const size_t row = rest / (3 * static_cast<size_t>(H));
-    const size_t at = row * 3 * D + part * D + h * 2 * half + i;
-    float x1 = qkv[at], x2 = qkv[at + half];
-    if (rope && part < 2) {  // rope_kernel's forward rotation
-      const float2 cs = rope[(row % T) * half + i];
-      const float r1 = x1 * cs.x - x2 * cs.y, r2 = x2 * cs.x + x1 * cs.y;
-      x1 = r1;
-      x2 = r2;
+// given. Blocks take rows; a thread takes pairs (part, head, i < Dh/2) of elements i and i + Dh/2 (32-bit
+// index arithmetic only: 64-bit divisions made this pass four times slower).
+__global__ void round_qkv_kernel(bf16* dst, const float* qkv, const float2* rope, int rows, int T, int D, int H) {
+  const int half = D / H / 2, pairs = 3 * H * half;
+  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+    const float* src = qkv + static_cast<size_t>(row) * 3 * D;
+    bf16* out = dst + static_cast<size_t>(row) * 3 * D;
+    const float2* angles = rope ? rope + (row % T) * half : nullptr;
+    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+      const int i = p % half, head_part = p / half;  // head_part = part * H + h
+      const int at = head_part * 2 * half + i;
+      float x1 = src[at], x2 = src[at + half];
+      if (angles && head_part < 2 * H) {  // q and k: rope_kernel's forward rotation
+        const float2 cs = angles[i];
+        const float r1 = x1 * cs.x - x2 * cs.y, r2 = x2 * cs.x + x1 * cs.y;
+        x1 = r1;
+        x2 = r2;
+      }
+      out[at] = __float2bfloat16_rn(x1);
+      out[at + half] = __float2bfloat16_rn(x2);
     }
-    dst[at] = __float2bfloat16_rn(x1);
-    dst[at + half] = __float2bfloat16_rn(x2);
   }
 }
 
@@ -469,10 +471,9 @@ void allow_smem(Kernel kernel, size_t bytes) {
 // qkv in bf16 (q and k rotated when rope) in scratch slot kSlotCastA; *table: the RoPE table or null
 const bf16* round_qkv(Context& ctx, const float* qkv, int B, int T, int D, int H, bool rope, const float2** table) {
   *table = rope ? rope_table(ctx, T, D / H) : nullptr;
-  const size_t rows = static_cast<size_t>(B) * T, pairs = rows * 3 * D / 2;
-  auto* dst = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastA, rows * 3 * D / 2));
-  const int blocks = static_cast<int>(std::min<size_t>(blocks_for(pairs, 256), static_cast<size_t>(ctx.sm_count()) * 16));
-  round_qkv_kernel<<<blocks, 256, 0, ctx.stream()>>>(dst, qkv, *table, rows, T, D, H);
+  const int rows = B * T;
+  auto* dst = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastA, static_cast<size_t>(rows) * 3 * D / 2));
+  round_qkv_kernel<<<std::min(rows, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(dst, qkv, *table, rows, T, D, H);
   MM_LAUNCH_CHECK();
   return dst;
 }
