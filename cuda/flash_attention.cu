@@ -28,22 +28,29 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], 
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Four 8x8 bf16 matrices from shared memory (ldmatrix): lanes 8j..8j+7 give the row addresses of matrix
+// j, and each lane receives, of every matrix, row lane/4, columns 2(lane%4) and +1: the mma fragment
+// layout. `transposed` delivers the transposed matrices.
+template <bool transposed>
+__device__ __forceinline__ void load_matrices(uint32_t (&m)[4], const bf16* row_address) {
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(row_address));
+  if constexpr (transposed)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(m[0]), "=r"(m[1]), "=r"(m[2]), "=r"(m[3]) : "r"(addr));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(m[0]), "=r"(m[1]), "=r"(m[2]), "=r"(m[3]) : "r"(addr));
+}
+
 // A operand: rows r0..r0+15, columns k0..k0+15 of the row-major tile x (row stride ld).
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* x, int ld, int r0, int k0) {
   const int lane = threadIdx.x % 32;
-  const bf16* p = x + (r0 + lane / 4) * ld + k0 + 2 * (lane % 4);
-  a[0] = *reinterpret_cast<const uint32_t*>(p);
-  a[1] = *reinterpret_cast<const uint32_t*>(p + 8 * ld);
-  a[2] = *reinterpret_cast<const uint32_t*>(p + 8);
-  a[3] = *reinterpret_cast<const uint32_t*>(p + 8 * ld + 8);
+  load_matrices<false>(a, x + (r0 + lane % 16) * ld + k0 + lane / 16 * 8);
 }
 
-// B operand b[k][n] = y[n][k] for n0..n0+7, k0..k0+15 (y row-major with k contiguous, row stride ld).
-__device__ __forceinline__ void load_b(uint32_t& b0, uint32_t& b1, const bf16* y, int ld, int n0, int k0) {
+// B operands of two n-tiles, b[k][n] = y[n][k] (y row-major with k contiguous, row stride ld) for
+// k0..k0+15: b[0], b[1] for n0..n0+7 and b[2], b[3] for n0+8..n0+15.
+__device__ __forceinline__ void load_b_pair(uint32_t (&b)[4], const bf16* y, int ld, int n0, int k0) {
   const int lane = threadIdx.x % 32;
-  const bf16* p = y + (n0 + lane / 4) * ld + k0 + 2 * (lane % 4);
-  b0 = *reinterpret_cast<const uint32_t*>(p);
-  b1 = *reinterpret_cast<const uint32_t*>(p + 8);
+  load_matrices<false>(b, y + (n0 + lane % 8 + lane / 16 * 8) * ld + k0 + lane / 8 % 2 * 8);
 }
 
 // The accumulators of two adjacent 16x8 tiles (columns 16j..16j+15) as an A operand.
@@ -87,12 +94,12 @@ __device__ void load_tile_async(bf16* tile, const bf16* src, size_t stride, int 
   }
 }
 
-// B operand b[k][n] = y[k][n] from a row-major tile y (n contiguous): k0..k0+15, n0..n0+7; the
-// transposing matrix load does what a transposed copy of the tile would.
-__device__ __forceinline__ void load_b_transposed(uint32_t& b0, uint32_t& b1, const bf16* y, int ld, int k0, int n0) {
+// B operands of two n-tiles, b[k][n] = y[k][n] from a row-major tile y (n contiguous), k0..k0+15:
+// b[0], b[1] for n0..n0+7 and b[2], b[3] for n0+8..n0+15. The transposing load does what a transposed
+// copy of the tile would.
+__device__ __forceinline__ void load_b_pair_transposed(uint32_t (&b)[4], const bf16* y, int ld, int k0, int n0) {
   const int lane = threadIdx.x % 32;
-  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(y + (k0 + lane % 16) * ld + n0));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
+  load_matrices<true>(b, y + (k0 + lane % 16) * ld + n0 + lane / 16 * 8);
 }
 
 // dst = qkv [B*T rows, 3D] in bf16, with q and k rotated by RoPE first when `rope` (table [T, Dh/2]) is
@@ -192,10 +199,11 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, flo
 #pragma unroll
     for (int ks = 0; ks < Dh / 16; ++ks)
 #pragma unroll
-      for (int nt = 0; nt < kForwardKeys / 8; ++nt) {
-        uint32_t b0, b1;
-        load_b(b0, b1, k_tile, ld, 8 * nt, 16 * ks);
-        mma_bf16(s[nt], q_frag[ks], b0, b1);
+      for (int nt = 0; nt < kForwardKeys / 8; nt += 2) {
+        uint32_t b[4];
+        load_b_pair(b, k_tile, ld, 8 * nt, 16 * ks);
+        mma_bf16(s[nt], q_frag[ks], b[0], b[1]);
+        mma_bf16(s[nt + 1], q_frag[ks], b[2], b[3]);
       }
     // Key k0 <= every row of this block, so each row's running max is finite after the first tile.
     float tile_max[2] = {-INFINITY, -INFINITY};
@@ -234,10 +242,11 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, flo
       uint32_t p_frag[4];
       accumulators_as_a(p_frag, s[2 * j], s[2 * j + 1]);
 #pragma unroll
-      for (int nt = 0; nt < Dh / 8; ++nt) {
-        uint32_t b0, b1;
-        load_b_transposed(b0, b1, v_tile, ld, 16 * j, 8 * nt);
-        mma_bf16(o[nt], p_frag, b0, b1);
+      for (int nt = 0; nt < Dh / 8; nt += 2) {
+        uint32_t b[4];
+        load_b_pair_transposed(b, v_tile, ld, 16 * j, 8 * nt);
+        mma_bf16(o[nt], p_frag, b[0], b[1]);
+        mma_bf16(o[nt + 1], p_frag, b[2], b[3]);
       }
     }
     __syncthreads();  // this buffer is refilled two tiles from now
@@ -317,12 +326,14 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
         load_a(k_frag, k_tile, ld, 16 * warp, 16 * ks);
         load_a(v_frag, v_tile, ld, 16 * warp, 16 * ks);
 #pragma unroll
-        for (int nt = 0; nt < kBackwardTile / 8; ++nt) {
-          uint32_t b0, b1;
-          load_b(b0, b1, q_tile, ld, 8 * nt, 16 * ks);
-          mma_bf16(st[nt], k_frag, b0, b1);
-          load_b(b0, b1, do_tile, ld, 8 * nt, 16 * ks);
-          mma_bf16(dpt[nt], v_frag, b0, b1);
+        for (int nt = 0; nt < kBackwardTile / 8; nt += 2) {
+          uint32_t b[4];
+          load_b_pair(b, q_tile, ld, 8 * nt, 16 * ks);
+          mma_bf16(st[nt], k_frag, b[0], b[1]);
+          mma_bf16(st[nt + 1], k_frag, b[2], b[3]);
+          load_b_pair(b, do_tile, ld, 8 * nt, 16 * ks);
+          mma_bf16(dpt[nt], v_frag, b[0], b[1]);
+          mma_bf16(dpt[nt + 1], v_frag, b[2], b[3]);
         }
       }
 #pragma unroll
@@ -341,12 +352,14 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
         accumulators_as_a(p_frag, st[2 * j], st[2 * j + 1]);
         accumulators_as_a(ds_frag, dpt[2 * j], dpt[2 * j + 1]);
 #pragma unroll
-        for (int nt = 0; nt < Dh / 8; ++nt) {
-          uint32_t b0, b1;
-          load_b_transposed(b0, b1, do_tile, ld, 16 * j, 8 * nt);
-          mma_bf16(dv[nt], p_frag, b0, b1);
-          load_b_transposed(b0, b1, q_tile, ld, 16 * j, 8 * nt);
-          mma_bf16(dk[nt], ds_frag, b0, b1);
+        for (int nt = 0; nt < Dh / 8; nt += 2) {
+          uint32_t b[4];
+          load_b_pair_transposed(b, do_tile, ld, 16 * j, 8 * nt);
+          mma_bf16(dv[nt], p_frag, b[0], b[1]);
+          mma_bf16(dv[nt + 1], p_frag, b[2], b[3]);
+          load_b_pair_transposed(b, q_tile, ld, 16 * j, 8 * nt);
+          mma_bf16(dk[nt], ds_frag, b[0], b[1]);
+          mma_bf16(dk[nt + 1], ds_frag, b[2], b[3]);
         }
       }
     }
@@ -418,12 +431,14 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv
         load_a(q_frag, q_tile, ld, 16 * warp, 16 * ks);
         load_a(do_frag, do_tile, ld, 16 * warp, 16 * ks);
 #pragma unroll
-        for (int nt = 0; nt < kBackwardTile / 8; ++nt) {
-          uint32_t b0, b1;
-          load_b(b0, b1, k_tile, ld, 8 * nt, 16 * ks);
-          mma_bf16(s[nt], q_frag, b0, b1);
-          load_b(b0, b1, v_tile, ld, 8 * nt, 16 * ks);
-          mma_bf16(dp[nt], do_frag, b0, b1);
+        for (int nt = 0; nt < kBackwardTile / 8; nt += 2) {
+          uint32_t b[4];
+          load_b_pair(b, k_tile, ld, 8 * nt, 16 * ks);
+          mma_bf16(s[nt], q_frag, b[0], b[1]);
+          mma_bf16(s[nt + 1], q_frag, b[2], b[3]);
+          load_b_pair(b, v_tile, ld, 8 * nt, 16 * ks);
+          mma_bf16(dp[nt], do_frag, b[0], b[1]);
+          mma_bf16(dp[nt + 1], do_frag, b[2], b[3]);
         }
       }
 #pragma unroll
@@ -439,10 +454,11 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv
         uint32_t ds_frag[4];
         accumulators_as_a(ds_frag, dp[2 * j], dp[2 * j + 1]);
 #pragma unroll
-        for (int nt = 0; nt < Dh / 8; ++nt) {
-          uint32_t b0, b1;
-          load_b_transposed(b0, b1, k_tile, ld, 16 * j, 8 * nt);
-          mma_bf16(dq[nt], ds_frag, b0, b1);
+        for (int nt = 0; nt < Dh / 8; nt += 2) {
+          uint32_t b[4];
+          load_b_pair_transposed(b, k_tile, ld, 16 * j, 8 * nt);
+          mma_bf16(dq[nt], ds_frag, b[0], b[1]);
+          mma_bf16(dq[nt + 1], ds_frag, b[2], b[3]);
         }
       }
     }

@@ -13,14 +13,13 @@ __global__ void lower_triangle_kernel(float* masked, const float* w, int To, int
   }
 }
 
-// out[b, i, g*Dg + f] += c[g, i]
+// out[b, i, g*Dg + f] += c[g, i]; blocks take rows (b, i), threads take features (32-bit index math)
 __global__ void mix_bias_kernel(float* out, const float* c, int B, int To, int D, int G) {
-  const size_t total = static_cast<size_t>(B) * To * D;
   const int Dg = D / G;
-  for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t i = (k / D) % To;
-    const int g = static_cast<int>(k % D) / Dg;
-    out[k] += c[static_cast<size_t>(g) * To + i];
+  for (int row = blockIdx.x; row < B * To; row += gridDim.x) {
+    const int i = row % To;
+    float* r = out + static_cast<size_t>(row) * D;
+    for (int f = threadIdx.x; f < D; f += blockDim.x) r[f] += c[(f / Dg) * To + i];
   }
 }
 
@@ -63,7 +62,7 @@ void mix_forward(Context& ctx, float* out, const float* inp, const float* w, con
     gemm(ctx, false, false, To, Dg, Ti, 1.f, masked, Ti, 0, inp + static_cast<size_t>(g) * Dg, D, static_cast<long long>(Ti) * D, 0.f,
          out + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, B);
   }
-  mix_bias_kernel<<<grid(ctx, static_cast<size_t>(B) * To * D), 256, 0, ctx.stream()>>>(out, c, B, To, D, G);
+  mix_bias_kernel<<<std::min(B * To, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, B, To, D, G);
   MM_LAUNCH_CHECK();
 }
 
