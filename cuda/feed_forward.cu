@@ -11,17 +11,22 @@ namespace {
 using bf16 = __nv_bfloat16;
 constexpr int kThreads = 256;
 
-// W consecutive bf16 values <-> floats (W = 8: one 16-byte access).
+// W consecutive bf16 values <-> floats (W a multiple of 8: 16-byte accesses, all issued before use).
 template <int W>
 __device__ __forceinline__ void load_bf16(const bf16* p, float (&v)[W]) {
-  if constexpr (W == 8) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(p);
-    const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+  if constexpr (W % 8 == 0) {
+    uint4 raw[W / 8];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 f = __bfloat1622float2(pairs[i]);
-      v[2 * i] = f.x;
-      v[2 * i + 1] = f.y;
+    for (int c = 0; c < W / 8; ++c) raw[c] = reinterpret_cast<const uint4*>(p)[c];
+#pragma unroll
+    for (int c = 0; c < W / 8; ++c) {
+      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw[c]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 f = __bfloat1622float2(pairs[i]);
+        v[8 * c + 2 * i] = f.x;
+        v[8 * c + 2 * i + 1] = f.y;
+      }
     }
   } else {
 #pragma unroll
@@ -30,12 +35,15 @@ __device__ __forceinline__ void load_bf16(const bf16* p, float (&v)[W]) {
 }
 template <int W>
 __device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[W]) {
-  if constexpr (W == 8) {
-    uint4 raw;
-    auto* pairs = reinterpret_cast<__nv_bfloat162*>(&raw);
+  if constexpr (W % 8 == 0) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) pairs[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-    *reinterpret_cast<uint4*>(p) = raw;
+    for (int c = 0; c < W / 8; ++c) {
+      uint4 raw;
+      auto* pairs = reinterpret_cast<__nv_bfloat162*>(&raw);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) pairs[i] = __floats2bfloat162_rn(v[8 * c + 2 * i], v[8 * c + 2 * i + 1]);
+      reinterpret_cast<uint4*>(p)[c] = raw;
+    }
   } else {
 #pragma unroll
     for (int i = 0; i < W; ++i) p[i] = __float2bfloat16_rn(v[i]);
@@ -102,38 +110,43 @@ __global__ void swiglu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* p
   });
 }
 
-// Eight values per thread when rows split into aligned 16-byte groups, else one.
-bool by_eight(int F, std::initializer_list<const void*> ptrs) {
-  if (F % 8 != 0) return false;
+// Values per thread: 16 (two 16-byte accesses in flight) when rows split into aligned groups of 16,
+// 8 for groups of 8, else 1.
+int group_width(int F, std::initializer_list<const void*> ptrs) {
   for (const void* p : ptrs)
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  return true;
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return 1;
+  return F % 16 == 0 ? 16 : F % 8 == 0 ? 8 : 1;
+}
+
+template <int W>
+void launch_forward(Context& ctx, bf16* act, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
+  const int blocks = std::min(N, ctx.sm_count() * 16);
+  if (kind == FfnActivation::Gelu) gelu_forward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
+  else swiglu_forward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
+  MM_LAUNCH_CHECK();
+}
+template <int W>
+void launch_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
+  const int blocks = std::min(N, ctx.sm_count() * 16);
+  if (kind == FfnActivation::Gelu) gelu_backward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+  else swiglu_backward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+  MM_LAUNCH_CHECK();
 }
 
 void activation_forward(Context& ctx, bf16* act, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
-  const int blocks = std::min(N, ctx.sm_count() * 16);
-  const bool vec = by_eight(F, {act, pre});
-  if (kind == FfnActivation::Gelu) {
-    if (vec) gelu_forward_bf16<8><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
-    else gelu_forward_bf16<1><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
-  } else {
-    if (vec) swiglu_forward_bf16<8><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
-    else swiglu_forward_bf16<1><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
+  switch (group_width(F, {act, pre})) {
+    case 16: return launch_forward<16>(ctx, act, pre, bias, N, F, kind);
+    case 8: return launch_forward<8>(ctx, act, pre, bias, N, F, kind);
+    default: return launch_forward<1>(ctx, act, pre, bias, N, F, kind);
   }
-  MM_LAUNCH_CHECK();
 }
 
 void activation_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
-  const int blocks = std::min(N, ctx.sm_count() * 16);
-  const bool vec = by_eight(F, {dpre, dact, pre});
-  if (kind == FfnActivation::Gelu) {
-    if (vec) gelu_backward_bf16<8><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
-    else gelu_backward_bf16<1><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
-  } else {
-    if (vec) swiglu_backward_bf16<8><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
-    else swiglu_backward_bf16<1><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+  switch (group_width(F, {dpre, dact, pre})) {
+    case 16: return launch_backward<16>(ctx, dpre, dact, pre, bias, N, F, kind);
+    case 8: return launch_backward<8>(ctx, dpre, dact, pre, bias, N, F, kind);
+    default: return launch_backward<1>(ctx, dpre, dact, pre, bias, N, F, kind);
   }
-  MM_LAUNCH_CHECK();
 }
 }  // namespace
 
