@@ -76,6 +76,11 @@ __device__ __forceinline__ void copy_async16(void* dst, const void* src, bool in
   const unsigned dst_addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst_addr), "l"(src), "r"(inside ? 16 : 0));
 }
+// 4 bytes global -> shared (zero-filled when !inside).
+__device__ __forceinline__ void copy_async4(void* dst, const void* src, bool inside) {
+  const unsigned dst_addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst_addr), "l"(src), "r"(inside ? 4 : 0));
+}
 __device__ __forceinline__ void commit_async() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int Pending>
 __device__ __forceinline__ void wait_async() {
@@ -291,16 +296,27 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
   bf16* v_tile = k_tile + kBlockRows * ld;         // [64][ld]
   bf16* q_tiles = v_tile + kBlockRows * ld;        // [2][32][ld]
   bf16* do_tiles = q_tiles + 2 * kTile;            // [2][32][ld]
+  float* lse_tiles = reinterpret_cast<float*>(do_tiles + 2 * kTile);  // [2][32] lse of the tile's queries
+  float* delta_tiles = lse_tiles + 2 * kBackwardTile;                 // [2][32]
   const int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
   const int k0 = blockIdx.x * kBlockRows;  // the first key blocks see the most queries and start first
   const HeadView view(blockIdx.y, T, D, H, Dh);
   const bf16* q_src = qkv16 + view.qkv_offset;
   const bf16* do_src = dout16 + view.row_offset;
   const size_t stride = 3 * static_cast<size_t>(D);
+  // a query tile: its q and dO rows, and its lse and delta (the latter through threads 0..63)
+  auto load_queries = [&](int buffer, int first) {
+    load_tile_async<Dh, kBackwardTile>(q_tiles + buffer * kTile, q_src, stride, first, T);
+    load_tile_async<Dh, kBackwardTile>(do_tiles + buffer * kTile, do_src, D, first, T);
+    if (threadIdx.x < 2 * kBackwardTile) {
+      const int i = threadIdx.x % kBackwardTile, q = first + i;
+      const float* src = (threadIdx.x < kBackwardTile ? lse : delta) + view.lse_offset + (q < T ? q : 0);
+      copy_async4((threadIdx.x < kBackwardTile ? lse_tiles : delta_tiles) + buffer * kBackwardTile + i, src, q < T);
+    }
+  };
   load_tile_async<Dh, kBlockRows>(k_tile, q_src + D, stride, k0, T);
   load_tile_async<Dh, kBlockRows>(v_tile, q_src + 2 * D, stride, k0, T);
-  load_tile_async<Dh, kBackwardTile>(q_tiles, q_src, stride, k0, T);
-  load_tile_async<Dh, kBackwardTile>(do_tiles, do_src, D, k0, T);
+  load_queries(0, k0);
   commit_async();
 
   const int key[2] = {k0 + 16 * warp + g, k0 + 16 * warp + g + 8};
@@ -308,8 +324,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
   float dk[Dh / 8][4] = {}, dv[Dh / 8][4] = {};
   for (int q0 = k0, buffer = 0; q0 < T; q0 += kBackwardTile, buffer ^= 1) {
     if (q0 + kBackwardTile < T) {
-      load_tile_async<Dh, kBackwardTile>(q_tiles + (buffer ^ 1) * kTile, q_src, stride, q0 + kBackwardTile, T);
-      load_tile_async<Dh, kBackwardTile>(do_tiles + (buffer ^ 1) * kTile, do_src, D, q0 + kBackwardTile, T);
+      load_queries(buffer ^ 1, q0 + kBackwardTile);
       commit_async();
       wait_async<1>();
     } else {
@@ -318,6 +333,8 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
     __syncthreads();
     const bf16* q_tile = q_tiles + buffer * kTile;
     const bf16* do_tile = do_tiles + buffer * kTile;
+    const float* lse_tile = lse_tiles + buffer * kBackwardTile;
+    const float* delta_tile = delta_tiles + buffer * kBackwardTile;
     if (k0 + 16 * warp <= q0 + kBackwardTile - 1) {  // else every query of the tile precedes this warp's keys
       float st[kBackwardTile / 8][4] = {}, dpt[kBackwardTile / 8][4] = {};  // S^T and dP^T [16 keys x 32 queries]
 #pragma unroll
@@ -340,11 +357,11 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
       for (int nt = 0; nt < kBackwardTile / 8; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int q = q0 + 8 * nt + 2 * t + (e & 1);
+          const int qi = 8 * nt + 2 * t + (e & 1), q = q0 + qi;
           const bool counted = key[e / 2] <= q && q < T;
-          const float p = counted ? exp2f(st[nt][e] * log2_scale - lse[view.lse_offset + q] * log2e) : 0.f;
+          const float p = counted ? exp2f(st[nt][e] * log2_scale - lse_tile[qi] * log2e) : 0.f;
           st[nt][e] = p;
-          dpt[nt][e] = counted ? p * (dpt[nt][e] - delta[view.lse_offset + q]) : 0.f;
+          dpt[nt][e] = counted ? p * (dpt[nt][e] - delta_tile[qi]) : 0.f;
         }
 #pragma unroll
       for (int j = 0; j < kBackwardTile / 16; ++j) {  // sums over queries 16j..16j+15 of the tile
@@ -476,7 +493,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv
 }
 
 constexpr size_t forward_smem(int Dh) { return sizeof(bf16) * (kBlockRows + 4 * kForwardKeys) * (Dh + kPad); }
-constexpr size_t dkdv_smem(int Dh) { return sizeof(bf16) * (2 * kBlockRows + 4 * kBackwardTile) * (Dh + kPad); }
+constexpr size_t dkdv_smem(int Dh) { return sizeof(bf16) * (2 * kBlockRows + 4 * kBackwardTile) * (Dh + kPad) + sizeof(float) * 4 * kBackwardTile; }
 constexpr size_t dq_smem(int Dh) { return sizeof(bf16) * (2 * kBlockRows + 4 * kBackwardTile) * (Dh + kPad); }
 
 template <class Kernel>
