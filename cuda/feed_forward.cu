@@ -50,95 +50,63 @@ __device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[W]) {
   }
 }
 
-// Activations over rows of width F (W values per step, W divides F); blocks take pairs of rows, threads
-// take W-wide column groups, and each thread issues the loads of both rows before it computes (more
-// bytes in flight: these kernels are memory-bound). 32-bit index math only. `bias` [Fp] or null is added
-// to pre in fp32 first. GELU: act = GELU(pre + b), dpre = dact GELU'(pre + b) (dpre may be dact).
+// Activations over rows of width F (W values per step, W divides F); blocks take rows, threads take
+// W-wide column groups (no 64-bit divisions in the index math). `bias` [Fp] or null is added to pre in
+// fp32 first. GELU: act = GELU(pre + b), dpre = dact GELU'(pre + b) (dpre may be dact).
 // SwiGLU: pre rows are gate | up [2F]; act = silu(g) u, dpre = (dg | du).
-constexpr int kRowsPerThread = 2;
 template <int W, class Body>
 __device__ __forceinline__ void for_each_group(int N, int F, Body body) {
-  for (int row = kRowsPerThread * blockIdx.x; row < N; row += kRowsPerThread * gridDim.x)
-    for (int col = threadIdx.x * W; col < F; col += blockDim.x * W) body(row, min(kRowsPerThread, N - row), col);
+  for (int row = blockIdx.x; row < N; row += gridDim.x)
+    for (int col = threadIdx.x * W; col < F; col += blockDim.x * W) body(row, col);
 }
 
 template <int W>
 __global__ void gelu_forward_bf16(bf16* act, const bf16* pre, const float* bias, int N, int F) {
-  for_each_group<W>(N, F, [&](int row, int rows, int col) {
-    float x[kRowsPerThread][W];
+  for_each_group<W>(N, F, [&](int row, int col) {
+    const size_t i = static_cast<size_t>(row) * F + col;
+    float x[W];
+    load_bf16<W>(pre + i, x);
 #pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r)
-      if (r < rows) load_bf16<W>(pre + static_cast<size_t>(row + r) * F + col, x[r]);
-#pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r) {
-      if (r >= rows) break;
-#pragma unroll
-      for (int j = 0; j < W; ++j) x[r][j] = gelu(x[r][j] + (bias ? bias[col + j] : 0.f));
-      store_bf16<W>(act + static_cast<size_t>(row + r) * F + col, x[r]);
-    }
+    for (int j = 0; j < W; ++j) x[j] = gelu(x[j] + (bias ? bias[col + j] : 0.f));
+    store_bf16<W>(act + i, x);
   });
 }
 template <int W>
 __global__ void gelu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
-  for_each_group<W>(N, F, [&](int row, int rows, int col) {
-    float x[kRowsPerThread][W], g[kRowsPerThread][W];
+  for_each_group<W>(N, F, [&](int row, int col) {
+    const size_t i = static_cast<size_t>(row) * F + col;
+    float x[W], g[W];
+    load_bf16<W>(pre + i, x);
+    load_bf16<W>(dact + i, g);
 #pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r)
-      if (r < rows) {
-        load_bf16<W>(pre + static_cast<size_t>(row + r) * F + col, x[r]);
-        load_bf16<W>(dact + static_cast<size_t>(row + r) * F + col, g[r]);
-      }
-#pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r) {
-      if (r >= rows) break;
-#pragma unroll
-      for (int j = 0; j < W; ++j) g[r][j] = gelu_grad(g[r][j], x[r][j] + (bias ? bias[col + j] : 0.f));
-      store_bf16<W>(dpre + static_cast<size_t>(row + r) * F + col, g[r]);
-    }
+    for (int j = 0; j < W; ++j) g[j] = gelu_grad(g[j], x[j] + (bias ? bias[col + j] : 0.f));
+    store_bf16<W>(dpre + i, g);
   });
 }
 template <int W>
 __global__ void swiglu_forward_bf16(bf16* act, const bf16* pre, const float* bias, int N, int F) {
-  for_each_group<W>(N, F, [&](int row, int rows, int col) {
-    float g[kRowsPerThread][W], u[kRowsPerThread][W];
+  for_each_group<W>(N, F, [&](int row, int col) {
+    const bf16* gate = pre + static_cast<size_t>(row) * 2 * F + col;
+    float g[W], u[W];
+    load_bf16<W>(gate, g);
+    load_bf16<W>(gate + F, u);
 #pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r)
-      if (r < rows) {
-        const bf16* gate = pre + static_cast<size_t>(row + r) * 2 * F + col;
-        load_bf16<W>(gate, g[r]);
-        load_bf16<W>(gate + F, u[r]);
-      }
-#pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r) {
-      if (r >= rows) break;
-#pragma unroll
-      for (int j = 0; j < W; ++j) g[r][j] = swiglu(g[r][j] + (bias ? bias[col + j] : 0.f), u[r][j] + (bias ? bias[F + col + j] : 0.f));
-      store_bf16<W>(act + static_cast<size_t>(row + r) * F + col, g[r]);
-    }
+    for (int j = 0; j < W; ++j) g[j] = swiglu(g[j] + (bias ? bias[col + j] : 0.f), u[j] + (bias ? bias[F + col + j] : 0.f));
+    store_bf16<W>(act + static_cast<size_t>(row) * F + col, g);
   });
 }
 template <int W>
 __global__ void swiglu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
-  for_each_group<W>(N, F, [&](int row, int rows, int col) {
-    float g[kRowsPerThread][W], u[kRowsPerThread][W], go[kRowsPerThread][W];
+  for_each_group<W>(N, F, [&](int row, int col) {
+    const size_t gate = static_cast<size_t>(row) * 2 * F + col;
+    float g[W], u[W], go[W];
+    load_bf16<W>(pre + gate, g);
+    load_bf16<W>(pre + gate + F, u);
+    load_bf16<W>(dact + static_cast<size_t>(row) * F + col, go);
 #pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r)
-      if (r < rows) {
-        const bf16* gate = pre + static_cast<size_t>(row + r) * 2 * F + col;
-        load_bf16<W>(gate, g[r]);
-        load_bf16<W>(gate + F, u[r]);
-        load_bf16<W>(dact + static_cast<size_t>(row + r) * F + col, go[r]);
-      }
-#pragma unroll
-    for (int r = 0; r < kRowsPerThread; ++r) {
-      if (r >= rows) break;
-#pragma unroll
-      for (int j = 0; j < W; ++j)
-        swiglu_grad(go[r][j], g[r][j] + (bias ? bias[col + j] : 0.f), u[r][j] + (bias ? bias[F + col + j] : 0.f), g[r][j], u[r][j]);
-      bf16* gate = dpre + static_cast<size_t>(row + r) * 2 * F + col;
-      store_bf16<W>(gate, g[r]);
-      store_bf16<W>(gate + F, u[r]);
-    }
+    for (int j = 0; j < W; ++j) swiglu_grad(go[j], g[j] + (bias ? bias[col + j] : 0.f), u[j] + (bias ? bias[F + col + j] : 0.f), g[j], u[j]);
+    store_bf16<W>(dpre + gate, g);
+    store_bf16<W>(dpre + gate + F, u);
   });
 }
 
@@ -153,14 +121,14 @@ int group_width(int F, std::initializer_list<const void*> ptrs) {
 
 template <int W>
 void launch_forward(Context& ctx, bf16* act, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
-  const int blocks = std::min((N + kRowsPerThread - 1) / kRowsPerThread, ctx.sm_count() * 16);
+  const int blocks = std::min(N, ctx.sm_count() * 16);
   if (kind == FfnActivation::Gelu) gelu_forward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
   else swiglu_forward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(act, pre, bias, N, F);
   MM_LAUNCH_CHECK();
 }
 template <int W>
 void launch_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
-  const int blocks = std::min((N + kRowsPerThread - 1) / kRowsPerThread, ctx.sm_count() * 16);
+  const int blocks = std::min(N, ctx.sm_count() * 16);
   if (kind == FfnActivation::Gelu) gelu_backward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
   else swiglu_backward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
   MM_LAUNCH_CHECK();
