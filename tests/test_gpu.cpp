@@ -186,7 +186,7 @@ TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the
   if (!have_gpu()) return;
   auto gpu = make_backend(Device::Cuda, Precision::Bf16);
   CpuOps<double> ref;
-  const int N = 41, D = 24;  // an odd row count: the kernels take rows in pairs
+  const int N = 41, D = 24;
   for (FfnActivation act : {FfnActivation::Gelu, FfnActivation::SwiGlu})
   for (int F : {64, 36}) {  // rows in groups of 8, and rows of 36 (the one-value kernels)
     INFO((act == FfnActivation::Gelu ? "gelu" : "swiglu") << " F" << F);
