@@ -108,26 +108,34 @@ __device__ __forceinline__ void load_b_pair_transposed(uint32_t (&b)[4], const b
 }
 
 // dst = qkv [B*T rows, 3D] in bf16, with q and k rotated by RoPE first when `rope` (table [T, Dh/2]) is
-// given. Blocks take rows; a thread takes pairs (part, head, i < Dh/2) of elements i and i + Dh/2 (32-bit
-// index arithmetic only: 64-bit divisions made this pass four times slower).
+// given. Blocks take rows; a thread takes four consecutive i < Dh/2 of one (part, head) and their
+// partners i + Dh/2 (16-byte loads; 32-bit index arithmetic only: 64-bit divisions made this pass four
+// times slower). Needs Dh % 8 == 0 (flash_attention_supports).
 __global__ void round_qkv_kernel(bf16* dst, const float* qkv, const float2* rope, int rows, int T, int D, int H) {
-  const int half = D / H / 2, pairs = 3 * H * half;
+  const int half = D / H / 2, quads = 3 * H * half / 4;
   for (int row = blockIdx.x; row < rows; row += gridDim.x) {
     const float* src = qkv + static_cast<size_t>(row) * 3 * D;
     bf16* out = dst + static_cast<size_t>(row) * 3 * D;
     const float2* angles = rope ? rope + (row % T) * half : nullptr;
-    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
-      const int i = p % half, head_part = p / half;  // head_part = part * H + h
+    for (int p = threadIdx.x; p < quads; p += blockDim.x) {
+      const int i = 4 * p % half, head_part = 4 * p / half;  // head_part = part * H + h
       const int at = head_part * 2 * half + i;
-      float x1 = src[at], x2 = src[at + half];
+      float x1[4], x2[4];
+      *reinterpret_cast<float4*>(x1) = *reinterpret_cast<const float4*>(src + at);
+      *reinterpret_cast<float4*>(x2) = *reinterpret_cast<const float4*>(src + at + half);
       if (angles && head_part < 2 * H) {  // q and k: rope_kernel's forward rotation
-        const float2 cs = angles[i];
-        const float r1 = x1 * cs.x - x2 * cs.y, r2 = x2 * cs.x + x1 * cs.y;
-        x1 = r1;
-        x2 = r2;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float2 cs = angles[i + j];
+          const float r1 = x1[j] * cs.x - x2[j] * cs.y, r2 = x2[j] * cs.x + x1[j] * cs.y;
+          x1[j] = r1;
+          x2[j] = r2;
+        }
       }
-      out[at] = __float2bfloat16_rn(x1);
-      out[at + half] = __float2bfloat16_rn(x2);
+      __nv_bfloat162 lo[2] = {__floats2bfloat162_rn(x1[0], x1[1]), __floats2bfloat162_rn(x1[2], x1[3])};
+      __nv_bfloat162 hi[2] = {__floats2bfloat162_rn(x2[0], x2[1]), __floats2bfloat162_rn(x2[2], x2[3])};
+      *reinterpret_cast<uint2*>(out + at) = *reinterpret_cast<const uint2*>(lo);
+      *reinterpret_cast<uint2*>(out + at + half) = *reinterpret_cast<const uint2*>(hi);
     }
   }
 }

@@ -5,7 +5,9 @@
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
 #   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,profile,train,representation,representation_trained,
 #     representation_llama1024,
-#     retrieval,compare,heads,context,torch
+#     retrieval,compare,heads,context,torch,
+#     speed (maskmix bench and the PyTorch twin alternated for 3 rounds: the card's speed drifts between
+#     calls, so the ratios come from runs minutes apart; scripts/speed_table.sh summarises them)
 set -uo pipefail
 bundle=$1
 out=$2
@@ -91,6 +93,14 @@ fi
 if has torch; then
   stage "PyTorch twin bench"
   PYTHONUNBUFFERED=1 timeout 300 python3 scripts/torch_twin.py --bench --batch 32 --steps 20 --out "$res/torch_bench_${tag}.csv" 2>&1 | grep -v Warning | tail -n 10
+fi
+if has speed; then
+  for round in 1 2 3; do
+    stage "speed round $round: maskmix bench, then the PyTorch twin"
+    timeout 120 "$bin" bench --device cuda --batch 32 --steps 20 --out "$res/speed_maskmix_r$round.csv" > /dev/null 2>&1
+    PYTHONUNBUFFERED=1 timeout 200 python3 scripts/torch_twin.py --bench --batch 32 --steps 20 --out "$res/speed_torch_r$round.csv" > /dev/null 2>&1
+  done
+  scripts/speed_table.sh "$res" > "$res/speed.md"; cat "$res/speed.md"
 fi
 tar czf "$out/results.tar.gz" -C "$(dirname "$res")" results
 echo "== done ($(date +%T)); card: $card"
