@@ -156,6 +156,31 @@ __device__ __forceinline__ void unrotate(float (&acc)[Dh / 8][4], int r, const f
     }
 }
 
+// The two products a backward tile needs, summed over the head dimension: first += A1 B1^T and
+// second += A2 B2^T, with A rows r0..r0+15 of tiles a1, a2 and B the kBackwardTile rows of tiles b1, b2
+// (dQ: S = q k^T and dP = dO v^T; dK/dV: S^T = k q^T and dP^T = v dO^T).
+template <int Dh>
+__device__ __forceinline__ void paired_products(float (&first)[kBackwardTile / 8][4], float (&second)[kBackwardTile / 8][4], const bf16* a1,
+                                                const bf16* b1, const bf16* a2, const bf16* b2, int r0) {
+  constexpr int ld = Dh + kPad;
+#pragma unroll
+  for (int ks = 0; ks < Dh / 16; ++ks) {
+    uint32_t a1_frag[4], a2_frag[4];
+    load_a(a1_frag, a1, ld, r0, 16 * ks);
+    load_a(a2_frag, a2, ld, r0, 16 * ks);
+#pragma unroll
+    for (int nt = 0; nt < kBackwardTile / 8; nt += 2) {
+      uint32_t b[4];
+      load_b_pair(b, b1, ld, 8 * nt, 16 * ks);
+      mma_bf16(first[nt], a1_frag, b[0], b[1]);
+      mma_bf16(first[nt + 1], a1_frag, b[2], b[3]);
+      load_b_pair(b, b2, ld, 8 * nt, 16 * ks);
+      mma_bf16(second[nt], a2_frag, b[0], b[1]);
+      mma_bf16(second[nt + 1], a2_frag, b[2], b[3]);
+    }
+  }
+}
+
 // Where one (sequence, head) starts in the bf16 copies of qkv [B,T,3D] and dout [B,T,D], in out/dout
 // (fp32) and in lse/delta [B,H,T].
 struct HeadView {
@@ -345,22 +370,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
     const float* delta_tile = delta_tiles + buffer * kBackwardTile;
     if (k0 + 16 * warp <= q0 + kBackwardTile - 1) {  // else every query of the tile precedes this warp's keys
       float st[kBackwardTile / 8][4] = {}, dpt[kBackwardTile / 8][4] = {};  // S^T and dP^T [16 keys x 32 queries]
-#pragma unroll
-      for (int ks = 0; ks < Dh / 16; ++ks) {
-        uint32_t k_frag[4], v_frag[4];
-        load_a(k_frag, k_tile, ld, 16 * warp, 16 * ks);
-        load_a(v_frag, v_tile, ld, 16 * warp, 16 * ks);
-#pragma unroll
-        for (int nt = 0; nt < kBackwardTile / 8; nt += 2) {
-          uint32_t b[4];
-          load_b_pair(b, q_tile, ld, 8 * nt, 16 * ks);
-          mma_bf16(st[nt], k_frag, b[0], b[1]);
-          mma_bf16(st[nt + 1], k_frag, b[2], b[3]);
-          load_b_pair(b, do_tile, ld, 8 * nt, 16 * ks);
-          mma_bf16(dpt[nt], v_frag, b[0], b[1]);
-          mma_bf16(dpt[nt + 1], v_frag, b[2], b[3]);
-        }
-      }
+      paired_products<Dh>(st, dpt, k_tile, q_tile, v_tile, do_tile, 16 * warp);
 #pragma unroll
       for (int nt = 0; nt < kBackwardTile / 8; ++nt)
 #pragma unroll
@@ -449,23 +459,8 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv
     const bf16* k_tile = k_tiles + buffer * kTile;
     const bf16* v_tile = v_tiles + buffer * kTile;
     if (k0 <= q0 + 16 * warp + 15) {  // else every key of the tile follows this warp's queries
-      float s[kBackwardTile / 8][4] = {}, dp[kBackwardTile / 8][4] = {};  // [16 queries x 32 keys]
-#pragma unroll
-      for (int ks = 0; ks < Dh / 16; ++ks) {
-        uint32_t q_frag[4], do_frag[4];
-        load_a(q_frag, q_tile, ld, 16 * warp, 16 * ks);
-        load_a(do_frag, do_tile, ld, 16 * warp, 16 * ks);
-#pragma unroll
-        for (int nt = 0; nt < kBackwardTile / 8; nt += 2) {
-          uint32_t b[4];
-          load_b_pair(b, k_tile, ld, 8 * nt, 16 * ks);
-          mma_bf16(s[nt], q_frag, b[0], b[1]);
-          mma_bf16(s[nt + 1], q_frag, b[2], b[3]);
-          load_b_pair(b, v_tile, ld, 8 * nt, 16 * ks);
-          mma_bf16(dp[nt], do_frag, b[0], b[1]);
-          mma_bf16(dp[nt + 1], do_frag, b[2], b[3]);
-        }
-      }
+      float s[kBackwardTile / 8][4] = {}, dp[kBackwardTile / 8][4] = {};  // S and dP [16 queries x 32 keys]
+      paired_products<Dh>(s, dp, q_tile, k_tile, do_tile, v_tile, 16 * warp);
 #pragma unroll
       for (int nt = 0; nt < kBackwardTile / 8; ++nt)
 #pragma unroll
