@@ -1,6 +1,8 @@
 // CUDA context and the cuBLAS GEMM wrapper.
 #include "context.cuh"
 
+#include <algorithm>
+
 namespace mm::cuda {
 
 Context::Context(Precision precision) : precision_(precision) {
@@ -92,6 +94,46 @@ void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, co
   const float alpha = 1.f, beta = 0.f;
   MM_CUBLAS_CHECK(cublasGemmEx(ctx.cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_16BF,
                                ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+double measure_gemm_tflops(Context& ctx, int n) {
+  const size_t elems = static_cast<size_t>(n) * n;
+  const bool bf16 = ctx.precision() == Precision::Bf16;
+  void *a = nullptr, *b = nullptr, *c = nullptr;
+  MM_CUDA_CHECK(cudaMalloc(&a, elems * (bf16 ? 2 : 4)));
+  MM_CUDA_CHECK(cudaMalloc(&b, elems * (bf16 ? 2 : 4)));
+  MM_CUDA_CHECK(cudaMalloc(&c, elems * 4));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  std::vector<float> ms;
+  try {
+    MM_CUDA_CHECK(cudaMemsetAsync(a, 0, elems * (bf16 ? 2 : 4), ctx.stream()));
+    MM_CUDA_CHECK(cudaMemsetAsync(b, 0, elems * (bf16 ? 2 : 4), ctx.stream()));
+    MM_CUDA_CHECK(cudaEventCreate(&start));
+    MM_CUDA_CHECK(cudaEventCreate(&stop));
+    for (int run = 0; run < 13; ++run) {
+      MM_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
+      if (bf16)
+        gemm_bf16(ctx, false, false, n, n, n, 1.f, static_cast<const __nv_bfloat16*>(a), n, 0, static_cast<const __nv_bfloat16*>(b), n, 0, 0.f,
+                  static_cast<float*>(c), n, 0);
+      else
+        gemm(ctx, false, false, n, n, n, 1.f, static_cast<const float*>(a), n, 0, static_cast<const float*>(b), n, 0, 0.f, static_cast<float*>(c), n, 0);
+      MM_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
+      MM_CUDA_CHECK(cudaEventSynchronize(stop));
+      float elapsed = 0.f;
+      MM_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start, stop));
+      if (run >= 3) ms.push_back(elapsed);
+    }
+  } catch (...) {
+    cudaFree(a), cudaFree(b), cudaFree(c);
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    throw;
+  }
+  cudaFree(a), cudaFree(b), cudaFree(c);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  return 2.0 * n * elems / (ms[ms.size() / 2] * 1e-3) / 1e12;
 }
 
 GemmOperand gemm_operand(Context& ctx, int slot, const float* x, size_t n) {

@@ -125,6 +125,10 @@ void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, fl
 void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A, int lda, const __nv_bfloat16* B, int ldb,
                __nv_bfloat16* C, int ldc);
 
+// TFLOP/s of an n x n x n GEMM at the context's precision (bf16 operands with fp32 output, TF32 or
+// fp32), the median of 10 timed runs after 3 warm-up runs; its buffers are not counted as model memory.
+double measure_gemm_tflops(Context& ctx, int n);
+
 // Rounds src[0, n) to bf16 into scratch slot `slot`; valid until that slot is used again.
 const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n);
 

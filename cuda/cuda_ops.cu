@@ -40,6 +40,7 @@ class CudaOps final : public Ops<float> {
     cudaFree(ptr);
   }
   size_t peak_bytes() const override { return ctx_.peak_bytes(); }
+  double matmul_tflops(int n) override { return cuda::measure_gemm_tflops(ctx_, n); }
   void to_device(void* dst, const void* src, size_t bytes) override {
     MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx_.stream()));
     MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream()));  // the host buffer may be reused at once

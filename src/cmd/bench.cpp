@@ -75,11 +75,15 @@ int cmd_bench(int argc, char** argv) {
   const Precision precision = parse_precision(args["precision"].as<std::string>());
   const bool recompute = args["recompute"].as<bool>();
   const std::string out_path = args["out"].as<std::string>(), profile_path = args["profile-out"].as<std::string>();
-  CsvWriter csv(out_path, {"config", "batch", "tokens_per_s", "step_ms", "tflops", "mfu", "peak_mem_gb", "card"});
+  // The second MFU column divides by what a large dense GEMM reaches on this card at this precision.
+  const double gemm_tflops = make_backend(device, precision)->matmul_tflops(8192);
+  if (gemm_tflops > 0) std::cout << fmt::format("dense 8192^3 GEMM at {}: {:.1f} TFLOP/s (the MFU_gemm reference)\n", precision_name(precision), gemm_tflops);
+  CsvWriter csv(out_path, {"config", "batch", "tokens_per_s", "step_ms", "tflops", "mfu", "mfu_gemm", "peak_mem_gb", "card"});
   std::unique_ptr<CsvWriter> profile_csv;
   if (profile_steps > 0)
     profile_csv = std::make_unique<CsvWriter>(profile_path, std::vector<std::string>{"config", "batch", "op", "shape", "calls_per_step", "ms_per_step", "share", "card"});
-  std::cout << fmt::format("{:<28} {:>6} {:>12} {:>10} {:>8} {:>7} {:>8}\n", "config", "batch", "tokens/s", "step ms", "TFLOP/s", "MFU", "mem GB");
+  std::cout << fmt::format("{:<28} {:>6} {:>12} {:>10} {:>8} {:>7} {:>9} {:>8}\n", "config", "batch", "tokens/s", "step ms", "TFLOP/s", "MFU", "MFU_gemm",
+                           "mem GB");
   for (const std::string& descriptor : configs) {
     ModelConfig config = ModelConfig::parse(descriptor, args["vocab"].as<int>());
     // a fresh backend per config, so its peak memory is this config's alone
@@ -120,10 +124,13 @@ int cmd_bench(int argc, char** argv) {
     getrusage(RUSAGE_SELF, &usage);
     const double mem_gb = ops.device() == Device::Cpu ? usage.ru_maxrss / 1e6 : ops.peak_bytes() / 1e9;
     const double mfu = ops.device() == Device::Cuda ? tflops / args["peak-tflops"].as<double>() : 0.0;
+    const std::string mfu_gemm = gemm_tflops > 0 ? fmt::format("{:.4f}", tflops / gemm_tflops) : "";
     csv.row({config.descriptor(), std::to_string(batch), fmt::format("{:.0f}", tokens_per_s), fmt::format("{:.2f}", median * 1e3),
-             fmt::format("{:.4f}", tflops), ops.device() == Device::Cuda ? fmt::format("{:.4f}", mfu) : "", fmt::format("{:.3f}", mem_gb), ops.card()});
-    std::cout << fmt::format("{:<28} {:>6} {:>12.0f} {:>10.1f} {:>8.3f} {:>7} {:>8.2f}\n", descriptor, batch, tokens_per_s, median * 1e3, tflops,
-                             ops.device() == Device::Cuda ? fmt::format("{:.1f}%", 100 * mfu) : "-", mem_gb);
+             fmt::format("{:.4f}", tflops), ops.device() == Device::Cuda ? fmt::format("{:.4f}", mfu) : "", mfu_gemm, fmt::format("{:.3f}", mem_gb),
+             ops.card()});
+    std::cout << fmt::format("{:<28} {:>6} {:>12.0f} {:>10.1f} {:>8.3f} {:>7} {:>9} {:>8.2f}\n", descriptor, batch, tokens_per_s, median * 1e3, tflops,
+                             ops.device() == Device::Cuda ? fmt::format("{:.1f}%", 100 * mfu) : "-",
+                             gemm_tflops > 0 ? fmt::format("{:.1f}%", 100 * tflops / gemm_tflops) : "-", mem_gb);
     if (profile_steps > 0) {
       ops.reset();
       ops.set_enabled(true);

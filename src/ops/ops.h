@@ -48,6 +48,9 @@ class Ops {
   virtual void synchronize() {}
   // Peak bytes this backend has held (device allocations + scratch); 0 where not tracked (CPU).
   virtual size_t peak_bytes() const { return 0; }
+  // Dense matmul throughput at this backend's precision, timed on an n x n x n GEMM (TFLOP/s): the
+  // reachable peak for bench's second MFU column. 0 where not measured (CPU).
+  virtual double matmul_tflops(int n) { return 0.0; }
 
   // ---- elementwise
   virtual void add_inplace(T* dst, const T* src, size_t n) = 0;      // dst += src

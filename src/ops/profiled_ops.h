@@ -121,6 +121,7 @@ class ProfiledOps final : public Ops<T> {
     time("ffn_backward", [&] { return ffn_shape(N, D, F, act); },
          [&] { inner_.ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre); });
   }
+  double matmul_tflops(int n) override { return inner_.matmul_tflops(n); }
   bool attention_is_fused(int D, int H) const override { return inner_.attention_is_fused(D, H); }
   void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H, bool rope) override {
     time("attention_forward", [&] { return attention_shape(B, T_ctx, D, H, rope); },
