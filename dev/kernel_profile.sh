@@ -16,7 +16,9 @@ for r in body:
     k = r[name].replace("(anonymous namespace)::", "").replace("void ", "").split("(")[0][:70]
     total[k] += float(r[value].replace(",", "")) / 1e3; calls[k] += 1
 s = sum(total.values())
-print(f"{len(body)} kernels, {s/1e3:.2f} ms")
+print(f"{len(body)} kernel launches, {s/1e3:.2f} ms of GPU time\n")
+print("| ms | share | launches | kernel |")
+print("|---|---|---|---|")
 for k, v in sorted(total.items(), key=lambda kv: -kv[1])[:25]:
-    print(f"{v/1e3:8.3f} ms {100*v/s:5.1f}% {calls[k]:4d}  {k}")
+    print(f"| {v/1e3:.3f} | {100*v/s:.1f}% | {calls[k]} | `{k}` |")
 '
