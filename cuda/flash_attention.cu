@@ -156,6 +156,19 @@ __device__ __forceinline__ void unrotate(float (&acc)[Dh / 8][4], int r, const f
     }
 }
 
+// acc[16 x Dh] += a[16 x 16] y[k0..k0+15][0..Dh): a row-major tile y (row stride Dh + kPad) read as the
+// B operand through transposing loads (o += p v, dV += p dO, dK += dS q, dQ += dS k).
+template <int Dh>
+__device__ __forceinline__ void accumulate_times_rows(float (&acc)[Dh / 8][4], const uint32_t (&a)[4], const bf16* y, int k0) {
+#pragma unroll
+  for (int nt = 0; nt < Dh / 8; nt += 2) {
+    uint32_t b[4];
+    load_b_pair_transposed(b, y, Dh + kPad, k0, 8 * nt);
+    mma_bf16(acc[nt], a, b[0], b[1]);
+    mma_bf16(acc[nt + 1], a, b[2], b[3]);
+  }
+}
+
 // The two products a backward tile needs, summed over the head dimension: first += A1 B1^T and
 // second += A2 B2^T, with A rows r0..r0+15 of tiles a1, a2 and B the kBackwardTile rows of tiles b1, b2
 // (dQ: S = q k^T and dP = dO v^T; dK/dV: S^T = k q^T and dP^T = v dO^T).
@@ -279,13 +292,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, flo
     for (int j = 0; j < kForwardKeys / 16; ++j) {  // o += p v over keys 16j..16j+15
       uint32_t p_frag[4];
       accumulators_as_a(p_frag, s[2 * j], s[2 * j + 1]);
-#pragma unroll
-      for (int nt = 0; nt < Dh / 8; nt += 2) {
-        uint32_t b[4];
-        load_b_pair_transposed(b, v_tile, ld, 16 * j, 8 * nt);
-        mma_bf16(o[nt], p_frag, b[0], b[1]);
-        mma_bf16(o[nt + 1], p_frag, b[2], b[3]);
-      }
+      accumulate_times_rows<Dh>(o, p_frag, v_tile, 16 * j);
     }
     __syncthreads();  // this buffer is refilled two tiles from now
   }
@@ -386,16 +393,8 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
         uint32_t p_frag[4], ds_frag[4];
         accumulators_as_a(p_frag, st[2 * j], st[2 * j + 1]);
         accumulators_as_a(ds_frag, dpt[2 * j], dpt[2 * j + 1]);
-#pragma unroll
-        for (int nt = 0; nt < Dh / 8; nt += 2) {
-          uint32_t b[4];
-          load_b_pair_transposed(b, do_tile, ld, 16 * j, 8 * nt);
-          mma_bf16(dv[nt], p_frag, b[0], b[1]);
-          mma_bf16(dv[nt + 1], p_frag, b[2], b[3]);
-          load_b_pair_transposed(b, q_tile, ld, 16 * j, 8 * nt);
-          mma_bf16(dk[nt], ds_frag, b[0], b[1]);
-          mma_bf16(dk[nt + 1], ds_frag, b[2], b[3]);
-        }
+        accumulate_times_rows<Dh>(dv, p_frag, do_tile, 16 * j);
+        accumulate_times_rows<Dh>(dk, ds_frag, q_tile, 16 * j);
       }
     }
     __syncthreads();  // this buffer is refilled two tiles from now
@@ -473,13 +472,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv
       for (int j = 0; j < kBackwardTile / 16; ++j) {
         uint32_t ds_frag[4];
         accumulators_as_a(ds_frag, dp[2 * j], dp[2 * j + 1]);
-#pragma unroll
-        for (int nt = 0; nt < Dh / 8; nt += 2) {
-          uint32_t b[4];
-          load_b_pair_transposed(b, k_tile, ld, 16 * j, 8 * nt);
-          mma_bf16(dq[nt], ds_frag, b[0], b[1]);
-          mma_bf16(dq[nt + 1], ds_frag, b[2], b[3]);
-        }
+        accumulate_times_rows<Dh>(dq, ds_frag, k_tile, 16 * j);
       }
     }
     __syncthreads();
