@@ -110,9 +110,12 @@ const float* maybe_rotated(Context& ctx, const float* qkv, int B, int T, int D, 
 
 const float2* rope_table(Context& ctx, int T, int Dh) {
   const int half = Dh / 2;
-  auto* table = reinterpret_cast<float2*>(ctx.scratch(kSlotRopeTable, static_cast<size_t>(T) * half * 2));
-  rope_table_kernel<<<blocks_for(static_cast<size_t>(T) * half, 256), 256, 0, ctx.stream()>>>(table, T, half, Dh);
-  MM_LAUNCH_CHECK();
+  bool filled = false;  // the same table serves every layer and step: built once per (T, Dh)
+  auto* table = reinterpret_cast<float2*>(ctx.keyed_scratch(kSlotRopeTable, static_cast<size_t>(T) * half * 2, static_cast<long long>(T) << 32 | Dh, &filled));
+  if (!filled) {
+    rope_table_kernel<<<blocks_for(static_cast<size_t>(T) * half, 256), 256, 0, ctx.stream()>>>(table, T, half, Dh);
+    MM_LAUNCH_CHECK();
+  }
   return table;
 }
 

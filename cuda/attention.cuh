@@ -10,7 +10,7 @@
 namespace mm::cuda {
 void rope_forward(Context& ctx, float* qkv, int B, int T, int D, int H);
 void rope_backward(Context& ctx, float* dqkv, int B, int T, int D, int H);
-// (cos, sin) of t * 10000^(-2i/Dh) at [t, i], i < Dh/2, in scratch (valid until the next call)
+// (cos, sin) of t * 10000^(-2i/Dh) at [t, i], i < Dh/2, in scratch; built on the first call for (T, Dh)
 const float2* rope_table(Context& ctx, int T, int Dh);
 bool attention_is_fused(const Context& ctx, int D, int H);
 // state: lse [B,H,T] when attention_is_fused, else probs [B,H,T,T]

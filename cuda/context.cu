@@ -37,9 +37,13 @@ Context::~Context() {
 }
 
 float* Context::scratch(int slot, size_t floats) {
-  if (scratch_.size() <= static_cast<size_t>(slot)) scratch_.resize(slot + 1, {nullptr, 0});
+  if (scratch_.size() <= static_cast<size_t>(slot)) {
+    scratch_.resize(slot + 1, {nullptr, 0});
+    scratch_keys_.resize(slot + 1, -1);
+  }
   auto& [ptr, size] = scratch_[slot];
   if (size < floats) {
+    scratch_keys_[slot] = -1;  // new memory holds nothing
     if (ptr) {
       MM_CUDA_CHECK(cudaStreamSynchronize(stream_));
       MM_CUDA_CHECK(cudaFree(ptr));
@@ -50,6 +54,13 @@ float* Context::scratch(int slot, size_t floats) {
     track(static_cast<long long>(size * sizeof(float)));
   }
   return static_cast<float*>(ptr);
+}
+
+float* Context::keyed_scratch(int slot, size_t floats, long long key, bool* filled) {
+  float* ptr = scratch(slot, floats);
+  *filled = scratch_keys_[slot] == key;
+  scratch_keys_[slot] = key;
+  return ptr;
 }
 
 namespace {
@@ -96,42 +107,45 @@ void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, co
                                ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+namespace {
+// Owners for the timing run's buffers and events.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  explicit DeviceBuffer(size_t bytes) { MM_CUDA_CHECK(cudaMalloc(&ptr, bytes)); }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+struct Event {
+  cudaEvent_t event = nullptr;
+  Event() { MM_CUDA_CHECK(cudaEventCreate(&event)); }
+  ~Event() { cudaEventDestroy(event); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+};
+}  // namespace
+
 double measure_gemm_tflops(Context& ctx, int n) {
-  const size_t elems = static_cast<size_t>(n) * n;
-  const bool bf16 = ctx.precision() == Precision::Bf16;
-  void *a = nullptr, *b = nullptr, *c = nullptr;
-  MM_CUDA_CHECK(cudaMalloc(&a, elems * (bf16 ? 2 : 4)));
-  MM_CUDA_CHECK(cudaMalloc(&b, elems * (bf16 ? 2 : 4)));
-  MM_CUDA_CHECK(cudaMalloc(&c, elems * 4));
-  cudaEvent_t start = nullptr, stop = nullptr;
+  const size_t elems = static_cast<size_t>(n) * n, operand_bytes = elems * (ctx.precision() == Precision::Bf16 ? 2 : 4);
+  DeviceBuffer a(operand_bytes), b(operand_bytes), c(elems * sizeof(float));
+  MM_CUDA_CHECK(cudaMemsetAsync(a.ptr, 0, operand_bytes, ctx.stream()));
+  MM_CUDA_CHECK(cudaMemsetAsync(b.ptr, 0, operand_bytes, ctx.stream()));
+  Event start, stop;
   std::vector<float> ms;
-  try {
-    MM_CUDA_CHECK(cudaMemsetAsync(a, 0, elems * (bf16 ? 2 : 4), ctx.stream()));
-    MM_CUDA_CHECK(cudaMemsetAsync(b, 0, elems * (bf16 ? 2 : 4), ctx.stream()));
-    MM_CUDA_CHECK(cudaEventCreate(&start));
-    MM_CUDA_CHECK(cudaEventCreate(&stop));
-    for (int run = 0; run < 13; ++run) {
-      MM_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
-      if (bf16)
-        gemm_bf16(ctx, false, false, n, n, n, 1.f, static_cast<const __nv_bfloat16*>(a), n, 0, static_cast<const __nv_bfloat16*>(b), n, 0, 0.f,
-                  static_cast<float*>(c), n, 0);
-      else
-        gemm(ctx, false, false, n, n, n, 1.f, static_cast<const float*>(a), n, 0, static_cast<const float*>(b), n, 0, 0.f, static_cast<float*>(c), n, 0);
-      MM_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
-      MM_CUDA_CHECK(cudaEventSynchronize(stop));
-      float elapsed = 0.f;
-      MM_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start, stop));
-      if (run >= 3) ms.push_back(elapsed);
-    }
-  } catch (...) {
-    cudaFree(a), cudaFree(b), cudaFree(c);
-    if (start) cudaEventDestroy(start);
-    if (stop) cudaEventDestroy(stop);
-    throw;
+  for (int run = 0; run < 13; ++run) {  // 3 warm-up runs, then 10 timed
+    MM_CUDA_CHECK(cudaEventRecord(start.event, ctx.stream()));
+    if (ctx.precision() == Precision::Bf16)
+      gemm_bf16(ctx, false, false, n, n, n, 1.f, static_cast<const __nv_bfloat16*>(a.ptr), n, 0, static_cast<const __nv_bfloat16*>(b.ptr), n, 0, 0.f,
+                static_cast<float*>(c.ptr), n, 0);
+    else
+      gemm(ctx, false, false, n, n, n, 1.f, static_cast<const float*>(a.ptr), n, 0, static_cast<const float*>(b.ptr), n, 0, 0.f, static_cast<float*>(c.ptr),
+           n, 0);
+    MM_CUDA_CHECK(cudaEventRecord(stop.event, ctx.stream()));
+    MM_CUDA_CHECK(cudaEventSynchronize(stop.event));
+    float elapsed = 0.f;
+    MM_CUDA_CHECK(cudaEventElapsedTime(&elapsed, start.event, stop.event));
+    if (run >= 3) ms.push_back(elapsed);
   }
-  cudaFree(a), cudaFree(b), cudaFree(c);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   std::sort(ms.begin(), ms.end());
   return 2.0 * n * elems / (ms[ms.size() / 2] * 1e-3) / 1e12;
 }

@@ -90,6 +90,10 @@ class Context {
   Precision precision() const { return precision_; }
   // Scratch slot `slot` with at least `floats` elements; valid until the next call for the same slot.
   float* scratch(int slot, size_t floats);
+  // A scratch slot holding data that depends only on `key` (a table for one shape, say). *filled tells
+  // whether it still holds that data; false the first time, after another key, or after it grew, and
+  // the caller then fills it. Use the slot for nothing else.
+  float* keyed_scratch(int slot, size_t floats, long long key, bool* filled);
   int sm_count() const { return sm_count_; }
   // Bytes held by model buffers and scratch, and their peak (what `bench` reports as memory).
   void track(long long delta) {
@@ -109,6 +113,7 @@ class Context {
   int sm_count_ = 0;
   std::string name_;
   std::vector<std::pair<void*, size_t>> scratch_;
+  std::vector<long long> scratch_keys_;  // per slot, what keyed_scratch last filled it for (-1: nothing)
   std::map<LtPlanKey, LtPlan> lt_plans_;
   long long held_ = 0, peak_ = 0;
 };

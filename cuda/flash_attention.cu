@@ -497,20 +497,18 @@ void allow_smem(Kernel kernel, size_t bytes) {
   MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
-// qkv in bf16 (q and k rotated when rope) in scratch slot kSlotCastA; *table: the RoPE table or null
-const bf16* round_qkv(Context& ctx, const float* qkv, int B, int T, int D, int H, bool rope, const float2** table) {
-  *table = rope ? rope_table(ctx, T, D / H) : nullptr;
+// qkv in bf16 in scratch slot kSlotCastA, q and k rotated when `rope` (the RoPE table) is given
+const bf16* round_qkv(Context& ctx, const float* qkv, const float2* rope, int B, int T, int D, int H) {
   const int rows = B * T;
   auto* dst = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastA, static_cast<size_t>(rows) * 3 * D / 2));
-  round_qkv_kernel<<<std::min(rows, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(dst, qkv, *table, rows, T, D, H);
+  round_qkv_kernel<<<std::min(rows, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(dst, qkv, rope, rows, T, D, H);
   MM_LAUNCH_CHECK();
   return dst;
 }
 
 template <int Dh>
 void forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H, bool rope) {
-  const float2* table;
-  const bf16* qkv16 = round_qkv(ctx, qkv, B, T, D, H, rope, &table);
+  const bf16* qkv16 = round_qkv(ctx, qkv, rope ? rope_table(ctx, T, Dh) : nullptr, B, T, D, H);
   const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
   allow_smem(flash_forward_kernel<Dh>, forward_smem(Dh));
   flash_forward_kernel<Dh><<<grid, kThreads, forward_smem(Dh), ctx.stream()>>>(out, lse, qkv16, T, D, H, 1.f / sqrtf(static_cast<float>(Dh)));
@@ -523,8 +521,8 @@ void backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, co
   const size_t rows = static_cast<size_t>(B) * T * H;
   attention_delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, ctx.stream()>>>(delta, dout, out, B, T, D, H);
   MM_LAUNCH_CHECK();
-  const float2* table;
-  const bf16* qkv16 = round_qkv(ctx, qkv, B, T, D, H, rope, &table);
+  const float2* table = rope ? rope_table(ctx, T, Dh) : nullptr;
+  const bf16* qkv16 = round_qkv(ctx, qkv, table, B, T, D, H);
   const bf16* dout16 = to_bf16(ctx, kSlotCastB, dout, static_cast<size_t>(B) * T * D);
   const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
   const float scale = 1.f / sqrtf(static_cast<float>(Dh));
