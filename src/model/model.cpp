@@ -141,10 +141,14 @@ int64_t Model<T>::count_targets(const int32_t* targets, int B) const {
 }
 
 template <class T>
+void Model<T>::head_forward(const T* top, int B) {
+  ops_.linear_forward(logits_.get(), top, store_.p(head_param()), nullptr, B * config_.n_ctx, config_.d_model, config_.vocab);
+}
+
+template <class T>
 void Model<T>::loss(const T* top, int B, bool for_backward) {
-  const int D = config_.d_model, V = config_.vocab, N = B * config_.n_ctx;
-  const T* head = config_.tied ? store_.p(wte_) : store_.p(head_);
-  ops_.linear_forward(logits_.get(), top, head, nullptr, N, D, V);
+  const int V = config_.vocab, N = B * config_.n_ctx;
+  head_forward(top, B);
   const T dscale = static_cast<T>(1.0 / static_cast<double>(n_targets_));
   ops_.cross_entropy(losses_.get(), for_backward ? logits_.get() : nullptr, logits_.get(), targets_.get(), N, V, dscale);
 }
@@ -160,14 +164,13 @@ double Model<T>::read_loss(int B) {
 
 template <class T>
 double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward) {
-  const int D = config_.d_model, V = config_.vocab, N = B * config_.n_ctx;
   const T* top = encode(tokens, B);
   n_targets_ = targets ? count_targets(targets, B) : 0;
   if (n_targets_ == 0) {  // logits only
-    ops_.linear_forward(logits_.get(), top, config_.tied ? store_.p(wte_) : store_.p(head_), nullptr, N, D, V);
+    head_forward(top, B);
     return 0.0;
   }
-  ops_.to_device(targets_.get(), targets, static_cast<size_t>(N) * sizeof(int32_t));
+  ops_.to_device(targets_.get(), targets, static_cast<size_t>(B) * config_.n_ctx * sizeof(int32_t));
   loss(top, B, for_backward);
   return read_loss(B);
 }
@@ -211,8 +214,8 @@ template <class T>
 void Model<T>::backward() {
   const int B = last_batch_, D = config_.d_model, V = config_.vocab, N = B * config_.n_ctx;
   const T* top = final_norm_ != SIZE_MAX ? final_.get() : resid_[config_.n_layers].get();
-  T* head = config_.tied ? store_.p(wte_) : store_.p(head_);
-  T* dhead = config_.tied ? store_.g(wte_) : store_.g(head_);
+  T* head = store_.p(head_param());
+  T* dhead = store_.g(head_param());
   ops_.linear_backward(dhidden_.get(), dhead, nullptr, logits_.get(), top, head, N, D, V);  // logits_ holds dlogits
   backward_encode(dhidden_.get(), B);
 }

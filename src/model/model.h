@@ -92,6 +92,8 @@ class Model {
 
   void upload_tokens(const int32_t* tokens, int B);  // checks the ids, copies them to the device
   const T* encode_uploaded(int B);                    // embedding -> blocks -> final norm
+  size_t head_param() const { return config_.tied ? wte_ : head_; }  // the lm head's weights (tied: the token embedding)
+  void head_forward(const T* top, int B);             // logits_ = lm head of top [B,T,D]
   void loss(const T* top, int B, bool for_backward);  // lm head and cross-entropy of the uploaded targets
   double read_loss(int B);                            // mean of the per-token losses
 };
