@@ -109,6 +109,40 @@ TEST_CASE("GPU masked mix and attention match the CPU reference", "[gpu][ops]") 
   }
 }
 
+TEST_CASE("GPU LayerNorm and RMSNorm (register-resident and fallback widths) match the CPU reference", "[gpu][ops]") {
+  if (!have_gpu()) return;
+  auto gpu = make_backend(Device::Cuda, Precision::Fp32);
+  CpuOps<double> ref;
+  for (int D : {32, 48, 512, 1536}) {  // 32 and 512: one-pass kernels; 48 and 1536: the general ones
+    INFO("D " << D);
+    const int N = 37;
+    auto x = test::random_vector(N * D, 51), w = test::random_vector(D, 52), b = test::random_vector(D, 53), dy = test::random_vector(N * D, 54),
+         skip = test::random_vector(N * D, 55);
+    // LayerNorm: out, dx (with the residual gradient added), dw, db
+    std::vector<double> out(N * D), mean(N), rstd(N), dx(N * D), dw(D, 0.0), db(D, 0.0);
+    ref.layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, D);
+    ref.layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), skip.data(), x.data(), w.data(), mean.data(), rstd.data(), N, D);
+    Dev gx(*gpu, to_float(x)), gw(*gpu, to_float(w)), gb(*gpu, to_float(b)), gdy(*gpu, to_float(dy)), gskip(*gpu, to_float(skip)), gout(*gpu, N * D),
+        gmean(*gpu, N), grstd(*gpu, N), gdx(*gpu, N * D), gdw(*gpu, D), gdb(*gpu, D);
+    gpu->layernorm_forward(gout.p(), gmean.p(), grstd.p(), gx.p(), gw.p(), gb.p(), N, D);
+    gpu->layernorm_backward(gdx.p(), gdw.p(), gdb.p(), gdy.p(), gskip.p(), gx.p(), gw.p(), gmean.p(), grstd.p(), N, D);
+    CHECK(relative_error(gout.host(), out) < 1e-5);
+    CHECK(relative_error(gdx.host(), dx) < 1e-5);
+    CHECK(relative_error(gdw.host(), dw) < 1e-5);
+    CHECK(relative_error(gdb.host(), db) < 1e-5);
+    // RMSNorm
+    std::vector<double> rout(N * D), rrstd(N), rdx(N * D), rdw(D, 0.0);
+    ref.rmsnorm_forward(rout.data(), rrstd.data(), x.data(), w.data(), N, D);
+    ref.rmsnorm_backward(rdx.data(), rdw.data(), dy.data(), skip.data(), x.data(), w.data(), rrstd.data(), N, D);
+    Dev gdw2(*gpu, D);
+    gpu->rmsnorm_forward(gout.p(), grstd.p(), gx.p(), gw.p(), N, D);
+    gpu->rmsnorm_backward(gdx.p(), gdw2.p(), gdy.p(), gskip.p(), gx.p(), gw.p(), grstd.p(), N, D);
+    CHECK(relative_error(gout.host(), rout) < 1e-5);
+    CHECK(relative_error(gdx.host(), rdx) < 1e-5);
+    CHECK(relative_error(gdw2.host(), rdw) < 1e-5);
+  }
+}
+
 TEST_CASE("GPU bf16 GEMMs obey the ratio rule (DESIGN 5.4) against the CPU with bf16-rounded operands", "[gpu][ops][bf16]") {
   if (!have_gpu()) return;
   // error(GPU bf16 vs CPU double) <= 2 x error(CPU double on bf16-rounded operands vs CPU double) + 1e-6
