@@ -14,6 +14,7 @@
 #include "linear.cuh"
 #include "masked_mix.cuh"
 #include "norms.cuh"
+#include "self_attention.cuh"
 
 namespace mm {
 
@@ -114,6 +115,21 @@ class CudaOps final : public Ops<float> {
     else Ops<float>::ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre);
   }
   bool attention_is_fused(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
+  // bf16 with the flash kernels: qkv and the attention output kept in bf16 by cuda/self_attention.cu
+  size_t self_attention_state_size(int B, int T, int D, int H) const override {
+    return cuda::self_attention_is_fused(ctx_, D, H) ? cuda::self_attention_state_floats(B, T, D, H) : Ops<float>::self_attention_state_size(B, T, D, H);
+  }
+  void self_attention_forward(float* out, float* state, const float* inp, const float* wqkv, const float* bqkv, const float* wo, const float* bo,
+                              const float* skip, int B, int T, int D, int H, bool rope) override {
+    if (cuda::self_attention_is_fused(ctx_, D, H)) cuda::self_attention_forward(ctx_, out, state, inp, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
+    else Ops<float>::self_attention_forward(out, state, inp, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
+  }
+  void self_attention_backward(float* dinp, float* dwqkv, float* dbqkv, float* dwo, float* dbo, const float* dout, const float* inp, const float* state,
+                               const float* wqkv, const float* wo, int B, int T, int D, int H, bool rope, float* da, float* dqkv) override {
+    if (cuda::self_attention_is_fused(ctx_, D, H))
+      cuda::self_attention_backward(ctx_, dinp, dwqkv, dbqkv, dwo, dbo, dout, inp, state, wqkv, wo, B, T, D, H, rope, da, dqkv);
+    else Ops<float>::self_attention_backward(dinp, dwqkv, dbqkv, dwo, dbo, dout, inp, state, wqkv, wo, B, T, D, H, rope, da, dqkv);
+  }
   void attention_forward(float* out, float* state, const float* qkv, int B, int T, int D, int H, bool rope) override {
     cuda::attention_forward(ctx_, out, state, qkv, B, T, D, H, rope);
   }

@@ -21,6 +21,12 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// Two adjacent results stored as fp32 or rounded to bf16; values read back as float.
+__device__ __forceinline__ void store_pair(float* p, float lo, float hi) { *reinterpret_cast<float2*>(p) = make_float2(lo, hi); }
+__device__ __forceinline__ void store_pair(bf16* p, float lo, float hi) { *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(lo, hi); }
+__device__ __forceinline__ float as_float(float x) { return x; }
+__device__ __forceinline__ float as_float(bf16 x) { return __bfloat162float(x); }
+
 // d[16x8] += a[16x16] b[16x8], bf16 inputs, fp32 accumulators.
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
@@ -207,9 +213,9 @@ struct HeadView {
 };
 
 // grid (ceil(T/64), B*H); each warp owns 16 query rows; keys stream through shared memory 64 at a
-// time, the next tile loading while the current one is used. qkv16: qkv rounded to bf16.
-template <int Dh>
-__global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, float* lse, const bf16* qkv16, int T, int D, int H, float scale) {
+// time, the next tile loading while the current one is used. qkv16: qkv rounded to bf16; out: fp32 or bf16.
+template <int Dh, class OutT>
+__global__ void __launch_bounds__(kThreads) flash_forward_kernel(OutT* out, float* lse, const bf16* qkv16, int T, int D, int H, float scale) {
   constexpr int ld = Dh + kPad, kTile = kForwardKeys * ld;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
@@ -301,24 +307,25 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(float* out, flo
     const float total = quad_sum(row_sum[r]);
     if (row[r] >= T) continue;
     const float inv = 1.f / total;
-    float* dst = out + view.row_offset + static_cast<size_t>(row[r]) * D;
+    OutT* dst = out + view.row_offset + static_cast<size_t>(row[r]) * D;
 #pragma unroll
-    for (int nt = 0; nt < Dh / 8; ++nt) *reinterpret_cast<float2*>(dst + 8 * nt + 2 * t) = make_float2(o[nt][2 * r] * inv, o[nt][2 * r + 1] * inv);
+    for (int nt = 0; nt < Dh / 8; ++nt) store_pair(dst + 8 * nt + 2 * t, o[nt][2 * r] * inv, o[nt][2 * r + 1] * inv);
     if (t == 0) lse[view.lse_offset + row[r]] = (row_max[r] + log2f(total)) * 0.6931471805599453f;  // natural-log units
   }
 }
 
-// delta[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d], one warp per (b, t, h).
-__global__ void attention_delta_kernel(float* delta, const float* dout, const float* out, int B, int T, int D, int H) {
+// delta[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d], one warp per (b, t, h); fp32 or bf16 inputs.
+template <class InT>
+__global__ void attention_delta_kernel(float* delta, const InT* dout, const InT* out, int B, int T, int D, int H) {
   const int Dh = D / H;
   const size_t row = blockIdx.x * static_cast<size_t>(blockDim.x / 32) + threadIdx.x / 32;
   if (row >= static_cast<size_t>(B) * T * H) return;
   const int h = static_cast<int>(row % H);
   const size_t bt = row / H;
-  const float* a = dout + bt * D + h * Dh;
-  const float* o = out + bt * D + h * Dh;
+  const InT* a = dout + bt * D + h * Dh;
+  const InT* o = out + bt * D + h * Dh;
   float sum = 0.f;
-  for (int d = threadIdx.x % 32; d < Dh; d += 32) sum += a[d] * o[d];
+  for (int d = threadIdx.x % 32; d < Dh; d += 32) sum += as_float(a[d]) * as_float(o[d]);
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
   const size_t b = bt / T, t = bt % T;
   if (threadIdx.x % 32 == 0) delta[(b * H + h) * T + t] = sum;
@@ -326,9 +333,9 @@ __global__ void attention_delta_kernel(float* delta, const float* dout, const fl
 
 // dK and dV: grid (ceil(T/64), B*H); each warp owns 16 keys and sums over the queries at or after
 // them, 32 queries per shared tile (double-buffered). dS = P (dP - delta); dK = scale dS^T q,
-// dV = P^T dO. qkv16, dout16: bf16 copies.
-template <int Dh>
-__global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
+// dV = P^T dO. qkv16, dout16: bf16 copies; dqkv: fp32 or bf16.
+template <int Dh, class OutT>
+__global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(OutT* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
                                                                         const float* delta, const float2* rope, int T, int D, int H, float scale) {
   constexpr int ld = Dh + kPad, kTile = kBackwardTile * ld;
   extern __shared__ __align__(16) unsigned char shared[];
@@ -403,20 +410,20 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(float* dq
   for (int r = 0; r < 2; ++r) {
     if (key[r] >= T) continue;
     if (rope) unrotate<Dh>(dk, r, rope, key[r]);
-    float* dk_row = dqkv + view.qkv_offset + static_cast<size_t>(key[r]) * stride + D;
-    float* dv_row = dk_row + D;
+    OutT* dk_row = dqkv + view.qkv_offset + static_cast<size_t>(key[r]) * stride + D;
+    OutT* dv_row = dk_row + D;
 #pragma unroll
     for (int nt = 0; nt < Dh / 8; ++nt) {
-      *reinterpret_cast<float2*>(dk_row + 8 * nt + 2 * t) = make_float2(dk[nt][2 * r] * scale, dk[nt][2 * r + 1] * scale);
-      *reinterpret_cast<float2*>(dv_row + 8 * nt + 2 * t) = make_float2(dv[nt][2 * r], dv[nt][2 * r + 1]);
+      store_pair(dk_row + 8 * nt + 2 * t, dk[nt][2 * r] * scale, dk[nt][2 * r + 1] * scale);
+      store_pair(dv_row + 8 * nt + 2 * t, dv[nt][2 * r], dv[nt][2 * r + 1]);
     }
   }
 }
 
 // dQ: grid (ceil(T/64), B*H); each warp owns 16 queries and sums over the keys at or before them, 32
 // keys per shared tile (double-buffered). dQ = scale dS k.
-template <int Dh>
-__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
+template <int Dh, class OutT>
+__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(OutT* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
                                                                       const float* delta, const float2* rope, int T, int D, int H, float scale) {
   constexpr int ld = Dh + kPad, kTile = kBackwardTile * ld;
   extern __shared__ __align__(16) unsigned char shared[];
@@ -481,10 +488,9 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(float* dqkv
   for (int r = 0; r < 2; ++r) {
     if (row[r] >= T) continue;
     if (rope) unrotate<Dh>(dq, r, rope, row[r]);
-    float* dq_row = dqkv + view.qkv_offset + static_cast<size_t>(row[r]) * stride;
+    OutT* dq_row = dqkv + view.qkv_offset + static_cast<size_t>(row[r]) * stride;
 #pragma unroll
-    for (int nt = 0; nt < Dh / 8; ++nt)
-      *reinterpret_cast<float2*>(dq_row + 8 * nt + 2 * t) = make_float2(dq[nt][2 * r] * scale, dq[nt][2 * r + 1] * scale);
+    for (int nt = 0; nt < Dh / 8; ++nt) store_pair(dq_row + 8 * nt + 2 * t, dq[nt][2 * r] * scale, dq[nt][2 * r + 1] * scale);
   }
 }
 
@@ -497,66 +503,88 @@ void allow_smem(Kernel kernel, size_t bytes) {
   MM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
-// qkv in bf16 in scratch slot kSlotCastA, q and k rotated when `rope` (the RoPE table) is given
-const bf16* round_qkv(Context& ctx, const float* qkv, const float2* rope, int B, int T, int D, int H) {
-  const int rows = B * T;
-  auto* dst = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastA, static_cast<size_t>(rows) * 3 * D / 2));
-  round_qkv_kernel<<<std::min(rows, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(dst, qkv, rope, rows, T, D, H);
-  MM_LAUNCH_CHECK();
-  return dst;
-}
-
-template <int Dh>
-void forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H, bool rope) {
-  const bf16* qkv16 = round_qkv(ctx, qkv, rope ? rope_table(ctx, T, Dh) : nullptr, B, T, D, H);
+// Launches the three kernels' templates for head size Dh; OutT: fp32 or bf16 results.
+template <int Dh, class OutT>
+void forward(Context& ctx, OutT* out, float* lse, const bf16* qkv16, int B, int T, int D, int H) {
   const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
-  allow_smem(flash_forward_kernel<Dh>, forward_smem(Dh));
-  flash_forward_kernel<Dh><<<grid, kThreads, forward_smem(Dh), ctx.stream()>>>(out, lse, qkv16, T, D, H, 1.f / sqrtf(static_cast<float>(Dh)));
+  allow_smem(flash_forward_kernel<Dh, OutT>, forward_smem(Dh));
+  flash_forward_kernel<Dh, OutT><<<grid, kThreads, forward_smem(Dh), ctx.stream()>>>(out, lse, qkv16, T, D, H, 1.f / sqrtf(static_cast<float>(Dh)));
   MM_LAUNCH_CHECK();
 }
 
-template <int Dh>
-void backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B, int T, int D, int H, bool rope) {
+template <int Dh, class OutT>
+void backward(Context& ctx, OutT* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse, const float* delta, int B, int T, int D, int H, bool rope) {
+  const float2* table = rope ? rope_table(ctx, T, Dh) : nullptr;
+  const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
+  const float scale = 1.f / sqrtf(static_cast<float>(Dh));
+  allow_smem(flash_backward_dkdv_kernel<Dh, OutT>, dkdv_smem(Dh));
+  flash_backward_dkdv_kernel<Dh, OutT><<<grid, kThreads, dkdv_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, table, T, D, H, scale);
+  MM_LAUNCH_CHECK();
+  allow_smem(flash_backward_dq_kernel<Dh, OutT>, dq_smem(Dh));
+  flash_backward_dq_kernel<Dh, OutT><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, table, T, D, H, scale);
+  MM_LAUNCH_CHECK();
+}
+
+template <class OutT>
+void forward_any(Context& ctx, OutT* out, float* lse, const bf16* qkv16, int B, int T, int D, int H) {
+  switch (D / H) {
+    case 16: return forward<16>(ctx, out, lse, qkv16, B, T, D, H);
+    case 32: return forward<32>(ctx, out, lse, qkv16, B, T, D, H);
+    case 64: return forward<64>(ctx, out, lse, qkv16, B, T, D, H);
+    case 128: return forward<128>(ctx, out, lse, qkv16, B, T, D, H);
+    default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
+  }
+}
+
+// delta = rowsum(dout * out) per head, then the dK/dV and dQ kernels.
+template <class InT, class OutT>
+void backward_any(Context& ctx, OutT* dqkv, const bf16* dout16, const InT* dout, const InT* out, const bf16* qkv16, const float* lse, int B, int T,
+                  int D, int H, bool rope) {
   float* delta = ctx.scratch(kSlotAttentionDelta, static_cast<size_t>(B) * H * T);
   const size_t rows = static_cast<size_t>(B) * T * H;
   attention_delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, ctx.stream()>>>(delta, dout, out, B, T, D, H);
   MM_LAUNCH_CHECK();
-  const float2* table = rope ? rope_table(ctx, T, Dh) : nullptr;
-  const bf16* qkv16 = round_qkv(ctx, qkv, table, B, T, D, H);
-  const bf16* dout16 = to_bf16(ctx, kSlotCastB, dout, static_cast<size_t>(B) * T * D);
-  const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
-  const float scale = 1.f / sqrtf(static_cast<float>(Dh));
-  allow_smem(flash_backward_dkdv_kernel<Dh>, dkdv_smem(Dh));
-  flash_backward_dkdv_kernel<Dh><<<grid, kThreads, dkdv_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, table, T, D, H, scale);
-  MM_LAUNCH_CHECK();
-  allow_smem(flash_backward_dq_kernel<Dh>, dq_smem(Dh));
-  flash_backward_dq_kernel<Dh><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, table, T, D, H, scale);
-  MM_LAUNCH_CHECK();
+  switch (D / H) {
+    case 16: return backward<16>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope);
+    case 32: return backward<32>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope);
+    case 64: return backward<64>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope);
+    case 128: return backward<128>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope);
+    default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
+  }
 }
 
 }  // namespace
 
 bool flash_attention_supports(int head_dim) { return head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 128; }
 
+void round_qkv(Context& ctx, bf16* dst, const float* qkv, int B, int T, int D, int H, bool rope) {
+  const int rows = B * T;
+  const float2* table = rope ? rope_table(ctx, T, D / H) : nullptr;
+  round_qkv_kernel<<<std::min(rows, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(dst, qkv, table, rows, T, D, H);
+  MM_LAUNCH_CHECK();
+}
+
 void flash_attention_forward(Context& ctx, float* out, float* lse, const float* qkv, int B, int T, int D, int H, bool rope) {
-  switch (D / H) {
-    case 16: return forward<16>(ctx, out, lse, qkv, B, T, D, H, rope);
-    case 32: return forward<32>(ctx, out, lse, qkv, B, T, D, H, rope);
-    case 64: return forward<64>(ctx, out, lse, qkv, B, T, D, H, rope);
-    case 128: return forward<128>(ctx, out, lse, qkv, B, T, D, H, rope);
-    default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
-  }
+  auto* qkv16 = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastA, static_cast<size_t>(B) * T * 3 * D / 2));
+  round_qkv(ctx, qkv16, qkv, B, T, D, H, rope);
+  forward_any(ctx, out, lse, qkv16, B, T, D, H);
+}
+
+void flash_attention_forward(Context& ctx, bf16* out, float* lse, const bf16* qkv16, int B, int T, int D, int H) {
+  forward_any(ctx, out, lse, qkv16, B, T, D, H);
 }
 
 void flash_attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B, int T, int D,
                               int H, bool rope) {
-  switch (D / H) {
-    case 16: return backward<16>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H, rope);
-    case 32: return backward<32>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H, rope);
-    case 64: return backward<64>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H, rope);
-    case 128: return backward<128>(ctx, dqkv, dout, qkv, out, lse, B, T, D, H, rope);
-    default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
-  }
+  auto* qkv16 = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastA, static_cast<size_t>(B) * T * 3 * D / 2));
+  round_qkv(ctx, qkv16, qkv, B, T, D, H, rope);
+  const bf16* dout16 = to_bf16(ctx, kSlotCastB, dout, static_cast<size_t>(B) * T * D);
+  backward_any(ctx, dqkv, dout16, dout, out, qkv16, lse, B, T, D, H, rope);
+}
+
+void flash_attention_backward(Context& ctx, bf16* dqkv, const bf16* dout, const bf16* qkv16, const bf16* out, const float* lse, int B, int T, int D,
+                              int H, bool rope) {
+  backward_any(ctx, dqkv, dout, dout, out, qkv16, lse, B, T, D, H, rope);
 }
 
 }  // namespace mm::cuda

@@ -22,4 +22,12 @@ void flash_attention_forward(Context& ctx, float* out, float* lse, const float* 
 void flash_attention_backward(Context& ctx, float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int B,
                               int T, int D, int H, bool rope);
 
+// The same on bf16 arrays (the self-attention sublayer keeps qkv and out in bf16): qkv16 is qkv rounded
+// by round_qkv (q and k already rotated when rope); out and dqkv are written in bf16. Backward's dqkv is
+// the gradient w.r.t. the unrotated qkv.
+void round_qkv(Context& ctx, __nv_bfloat16* dst, const float* qkv, int B, int T, int D, int H, bool rope);
+void flash_attention_forward(Context& ctx, __nv_bfloat16* out, float* lse, const __nv_bfloat16* qkv16, int B, int T, int D, int H);
+void flash_attention_backward(Context& ctx, __nv_bfloat16* dqkv, const __nv_bfloat16* dout, const __nv_bfloat16* qkv16, const __nv_bfloat16* out,
+                              const float* lse, int B, int T, int D, int H, bool rope);
+
 }  // namespace mm::cuda

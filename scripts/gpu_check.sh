@@ -94,11 +94,13 @@ if has torch; then
   stage "PyTorch twin bench"
   PYTHONUNBUFFERED=1 timeout 300 python3 scripts/torch_twin.py --bench --batch 32 --steps 20 --out "$res/torch_bench_${tag}.csv" 2>&1 | grep -v Warning | tail -n 10
 fi
-if has speed; then
-  for round in 1 2 3; do
+if has speed; then  # SPEED_CONFIGS (default: bench's four) and SPEED_ROUNDS (default 3) narrow a quick check
+  configs=${SPEED_CONFIGS:-mixer:d512:l8:c512,mixer:d1024:l8:c512,llama:d512:l8:h4:c512,llama:d1024:l8:h8:c512}
+  for round in $(seq 1 "${SPEED_ROUNDS:-3}"); do
     stage "speed round $round: maskmix bench, then the PyTorch twin"
-    timeout 120 "$bin" bench --device cuda --batch 32 --steps 20 --out "$res/speed_maskmix_r$round.csv" > /dev/null 2>&1
-    PYTHONUNBUFFERED=1 timeout 200 python3 scripts/torch_twin.py --bench --batch 32 --steps 20 --out "$res/speed_torch_r$round.csv" > /dev/null 2>&1
+    timeout 120 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/speed_maskmix_r$round.csv" > /dev/null 2>&1
+    PYTHONUNBUFFERED=1 timeout 200 python3 scripts/torch_twin.py --bench --configs "$configs" --batch 32 --steps 20 --out "$res/speed_torch_r$round.csv" \
+      > /dev/null 2>&1
   done
   scripts/speed_table.sh "$res" > "$res/speed.md"; cat "$res/speed.md"
 fi

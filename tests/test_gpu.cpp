@@ -216,6 +216,57 @@ TEST_CASE("GPU fused (flash) attention at bf16 obeys the ratio rule against the 
   }
 }
 
+TEST_CASE("GPU bf16 self-attention sublayer (qkv and attention output kept in bf16) obeys the ratio rule", "[gpu][ops][bf16]") {
+  if (!have_gpu()) return;
+  auto gpu = make_backend(Device::Cuda, Precision::Bf16);
+  CpuOps<double> ref;
+  struct Shape { int B, T, D, H; bool rope, biases; };
+  // Llama (RoPE, no biases) and GPT (biases) style; head sizes 32, 16 and 128; lengths off the tiles
+  for (Shape s : {Shape{2, 77, 64, 2, true, false}, Shape{2, 40, 64, 4, false, true}, Shape{1, 130, 256, 2, true, true}}) {
+    INFO("B" << s.B << " T" << s.T << " D" << s.D << " H" << s.H << " rope " << s.rope << " biases " << s.biases);
+    const int N = s.B * s.T, D = s.D;
+    const size_t ND = static_cast<size_t>(N) * D;
+    REQUIRE(gpu->self_attention_state_size(s.B, s.T, D, s.H) == 2 * ND + static_cast<size_t>(s.B) * s.H * s.T);  // bf16 qkv and a, fp32 lse
+    auto x = test::random_vector(ND, 51), wqkv = test::random_vector(3 * D * D, 52), bqkv = test::random_vector(3 * D, 53);
+    auto wo = test::random_vector(D * D, 54), bo = test::random_vector(D, 55), dy = test::random_vector(ND, 56), skip = test::random_vector(ND, 57);
+    for (auto* w : {&wqkv, &wo})
+      for (double& v : *w) v *= 0.3;  // scores of order one, so the softmax is neither flat nor one-hot
+    // outputs: y, dx, dwqkv, dbqkv, dwo, dbo
+    auto sublayer = [&](const std::vector<double>& xs, const std::vector<double>& wq, const std::vector<double>& wos, const std::vector<double>& dys) {
+      std::vector<double> y(ND), state(ref.self_attention_state_size(s.B, s.T, D, s.H)), dx(ND), dwq(wqkv.size(), 0.0), dbq(bqkv.size(), 0.0),
+          dwo(wo.size(), 0.0), dbo(bo.size(), 0.0), da(ND), dqkv(3 * ND);
+      ref.self_attention_forward(y.data(), state.data(), xs.data(), wq.data(), s.biases ? bqkv.data() : nullptr, wos.data(),
+                                 s.biases ? bo.data() : nullptr, skip.data(), s.B, s.T, D, s.H, s.rope);
+      ref.self_attention_backward(dx.data(), dwq.data(), dbq.data(), dwo.data(), dbo.data(), dys.data(), xs.data(), state.data(), wq.data(), wos.data(),
+                                  s.B, s.T, D, s.H, s.rope, da.data(), dqkv.data());
+      return std::vector<std::vector<double>>{y, dx, dwq, dbq, dwo, dbo};
+    };
+    const auto exact = sublayer(x, wqkv, wo, dy), rounded = sublayer(round_bf16(x), round_bf16(wqkv), round_bf16(wo), round_bf16(dy));
+    Dev gx(*gpu, to_float(x)), gwq(*gpu, to_float(wqkv)), gbq(*gpu, to_float(bqkv)), gwo(*gpu, to_float(wo)), gbo(*gpu, to_float(bo)), gdy(*gpu, to_float(dy)),
+        gskip(*gpu, to_float(skip)), gy(*gpu, ND), gstate(*gpu, gpu->self_attention_state_size(s.B, s.T, D, s.H)), gdx(*gpu, ND), gdwq(*gpu, wqkv.size()),
+        gdbq(*gpu, bqkv.size()), gdwo(*gpu, wo.size()), gdbo(*gpu, bo.size()), gda(*gpu, ND), gdqkv(*gpu, 3 * ND);
+    gpu->self_attention_forward(gy.p(), gstate.p(), gx.p(), gwq.p(), s.biases ? gbq.p() : nullptr, gwo.p(), s.biases ? gbo.p() : nullptr, gskip.p(), s.B,
+                                s.T, D, s.H, s.rope);
+    gpu->self_attention_backward(gdx.p(), gdwq.p(), gdbq.p(), gdwo.p(), gdbo.p(), gdy.p(), gx.p(), gstate.p(), gwq.p(), gwo.p(), s.B, s.T, D, s.H, s.rope,
+                                 gda.p(), gdqkv.p());
+    const std::vector<std::vector<float>> got = {gy.host(), gdx.host(), gdwq.host(), gdbq.host(), gdwo.host(), gdbo.host()};
+    for (int k = 0; k < 6; ++k) {
+      INFO("output " << k << " (y, dx, dwqkv, dbqkv, dwo, dbo)");
+      const double budget = relative_error(rounded[k], exact[k]), error = relative_error(got[k], exact[k]);
+      INFO("budget " << budget << " error " << error);
+      CHECK(budget > 1e-5);
+      // qkv, the probabilities, a, da, dS and dqkv are rounded to bf16 as well (each where a GEMM takes it)
+      CHECK(error <= 4 * budget + 1e-6);
+    }
+    // out == nullptr rebuilds the same state (--recompute)
+    const std::vector<float> state = gstate.host();
+    gpu->zero(gstate.p(), state.size());
+    gpu->self_attention_forward(nullptr, gstate.p(), gx.p(), gwq.p(), s.biases ? gbq.p() : nullptr, gwo.p(), s.biases ? gbo.p() : nullptr, nullptr, s.B,
+                                s.T, D, s.H, s.rope);
+    CHECK(gstate.host() == state);
+  }
+}
+
 TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the ratio rule", "[gpu][ops][bf16]") {
   if (!have_gpu()) return;
   auto gpu = make_backend(Device::Cuda, Precision::Bf16);

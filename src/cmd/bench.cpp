@@ -54,7 +54,7 @@ int cmd_bench(int argc, char** argv) {
       ("precision", "CUDA matmuls: bf16, tf32 or fp32", cxxopts::value<std::string>()->default_value("bf16"))
       ("vocab", "vocabulary size", cxxopts::value<int>()->default_value("4096"))
       ("peak-tflops", "dense peak for MFU (H100 SXM bf16: 989)", cxxopts::value<double>()->default_value("989"))
-      ("recompute", "recompute feed-forward activations (and unfused attention's probabilities) in backward instead of storing them (less memory)",
+      ("recompute", "recompute feed-forward activations (and an unfused attention's probabilities) in backward instead of storing them (less memory)",
        cxxopts::value<bool>()->default_value("false"))
       ("profile", "after timing, profile this many more steps per op (each op synchronized; 0 = off)",
        cxxopts::value<int>()->default_value("0"))

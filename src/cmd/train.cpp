@@ -139,7 +139,7 @@ int cmd_train(int argc, char** argv) {
       ("eval-every", "steps between validation losses", cxxopts::value<int>()->default_value("200"))
       ("eval-batches", "validation batches per evaluation", cxxopts::value<int>()->default_value("20"))
       ("ckpt-every", "steps between checkpoints", cxxopts::value<int>()->default_value("500"))
-      ("recompute", "mixer/llama/hybrid: recompute feed-forward activations (and unfused attention's probabilities) in backward instead of storing them (less memory, same gradients)")
+      ("recompute", "mixer/llama/hybrid: recompute feed-forward activations (and an unfused attention's probabilities) in backward instead of storing them (less memory, same gradients)")
       ("keep-checkpoints", "also keep every checkpoint's weights in OUT/checkpoints/ (for invert --checkpoints)")
       ("log-every", "steps between progress lines and CSV rows", cxxopts::value<int>()->default_value("10"))
       ("stop-after", "stop (with a checkpoint) after this many steps of this invocation", cxxopts::value<int64_t>()->default_value("0"))

@@ -28,10 +28,10 @@ InitRules init_rules_for(InitScheme scheme, ModelKind family) {
 template <class T>
 typename Block<T>::ScratchWidths Block<T>::scratch_widths(const ModelConfig& c) {
   const int D = c.d_model, F = c.ff_mult * D;
-  // a: the widest gradient ([N,2F] SwiGLU, [N,F] GELU, [N,3D] qkv, the expanded mixer's inner rows);
-  // b: Llama/hybrid's [N, max(F,3D)] middle gradient, else [N,D]; c: always [N,D]
+  // a: the widest gradient ([N,2F] SwiGLU, [N,F] GELU, [N,3D] qkv, Llama/hybrid's da and dqkv [N,4D], the
+  // expanded mixer's inner rows); b: Llama/hybrid's [N, max(F, D)] middle gradient, else [N,D]; c: always [N,D]
   const bool llama = c.kind == ModelKind::Llama || c.kind == ModelKind::Hybrid;
-  return {std::max({2 * F, 3 * D, c.expansion * D, D}), llama ? std::max(F, 3 * D) : D, D};
+  return {std::max({2 * F, llama ? 4 * D : 3 * D, c.expansion * D, D}), llama ? std::max(F, D) : D, D};
 }
 
 namespace {
@@ -229,7 +229,7 @@ class LlamaBlock final : public Block<T> {
  public:
   LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid,
              RecomputeBuffers<T> recompute)
-      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(recompute.ffn_state != nullptr), shared_attention_(recompute.probs != nullptr) {
+      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(recompute.ffn_state != nullptr), shared_attention_(recompute.attention_state != nullptr) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, c.kind);
@@ -248,10 +248,8 @@ class LlamaBlock final : public Block<T> {
 
     const size_t rows = static_cast<size_t>(max_batch) * T_;
     h1_ = acts_.make(rows * D); rstd1_ = acts_.make(rows);
-    qkv_ = acts_.make(rows * 3 * D);
-    att_state_ = shared_attention_ ? recompute.probs : acts_.make(ops.attention_state_size(max_batch, T_, D, c.heads));
-    att_ = acts_.make(rows * D);
-    if (hybrid) {  // the mix's input a is needed in backward; plain Llama never keeps Wo att
+    att_state_ = shared_attention_ ? recompute.attention_state : acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads));
+    if (hybrid) {  // the mix's input o = Wo att is needed in backward; plain Llama never keeps it
       o_ = acts_.make(rows * D);
       mixo_ = acts_.make(rows * D);
     }
@@ -264,16 +262,13 @@ class LlamaBlock final : public Block<T> {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
     const size_t ND = static_cast<size_t>(N) * D;
     ops_.rmsnorm_forward(h1_, rstd1_, x, s_.p(attn_norm_), N, D);
-    ops_.linear_forward(qkv_, h1_, s_.p(qkv_w_), nullptr, N, D, 3 * D);
-    ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H, /*rope=*/true);
     if (hybrid_) {
-      ops_.linear_forward(o_, att_, s_.p(out_w_), nullptr, N, D, D);
+      ops_.self_attention_forward(o_, att_state_, h1_, s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, nullptr, B, T_, D, H, /*rope=*/true);
       ops_.mix_forward(mixo_, o_, s_.p(mix_w_), s_.p(mix_c_), B, T_, T_, D, 1, true);
-      ops_.add_inplace(mixo_, o_, ND);  // a + Mix(a)
+      ops_.add_inplace(mixo_, o_, ND);  // o + Mix(o)
       ops_.add(x2_, x, mixo_, ND);
-    } else {
-      ops_.linear_forward(x2_, att_, s_.p(out_w_), nullptr, N, D, D);  // a = Wo att, straight into x2
-      ops_.add_inplace(x2_, x, ND);                                     // x2 = a + x
+    } else {  // x2 = x + Wo att
+      ops_.self_attention_forward(x2_, att_state_, h1_, s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, x, B, T_, D, H, /*rope=*/true);
     }
     ops_.rmsnorm_forward(h2_, rstd2_, x2_, s_.p(mlp_norm_), N, D);
     ops_.ffn_forward(y, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, x2_, N, D, F, FfnActivation::SwiGlu);  // y = x2 + FFN
@@ -285,8 +280,8 @@ class LlamaBlock final : public Block<T> {
   void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
     const size_t ND = static_cast<size_t>(N) * D;
-    T* wide = ws.a;  // [N, 2F]
-    T* mid = ws.b;   // [N, max(F, 3D)]
+    T* wide = ws.a;  // [N, max(2F, 4D)]
+    T* mid = ws.b;   // [N, F]
     T* dx2 = ws.c;   // [N, D]
     if (recompute_)  // rebuild this block's feed-forward state in the shared buffer (bit-identical)
       ops_.ffn_forward(nullptr, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, nullptr, N, D, F, FfnActivation::SwiGlu);
@@ -295,19 +290,16 @@ class LlamaBlock final : public Block<T> {
                       FfnActivation::SwiGlu, mid, wide);
     ops_.rmsnorm_backward(dx2, s_.g(mlp_norm_), mid, dy, x2_, s_.p(mlp_norm_), rstd2_, N, D);
     const T* do_ = dx2;
-    if (hybrid_) {  // d(a + Mix(a)) = dx2 + Mix^T dx2
+    if (hybrid_) {  // d(o + Mix(o)) = dx2 + Mix^T dx2
       ops_.mix_backward(mid, s_.g(mix_w_), s_.g(mix_c_), dx2, o_, s_.p(mix_w_), B, T_, T_, D, 1, true);
       ops_.add_inplace(mid, dx2, ND);
       do_ = mid;
     }
-    // do_ is consumed by the next GEMM, so `mid` is free again for dqkv [N,3D] afterwards.
-    T* datt = wide;
-    ops_.linear_backward(datt, s_.g(out_w_), nullptr, do_, att_, s_.p(out_w_), N, D, D);
-    T* dqkv = mid;
-    if (shared_attention_) ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H, true);  // att_ is rewritten unchanged
-    ops_.attention_backward(dqkv, datt, qkv_, att_, att_state_, B, T_, D, H, true);
-    T* dh1 = wide;
-    ops_.linear_backward(dh1, s_.g(qkv_w_), nullptr, dqkv, h1_, s_.p(qkv_w_), N, D, 3 * D);
+    if (shared_attention_)  // the shared state holds the last block's values: rebuild this block's
+      ops_.self_attention_forward(nullptr, att_state_, h1_, s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, nullptr, B, T_, D, H, true);
+    T* dh1 = mid;  // may alias do_
+    ops_.self_attention_backward(dh1, s_.g(qkv_w_), nullptr, s_.g(out_w_), nullptr, do_, h1_, att_state_, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H, true,
+                                 /*da=*/wide, /*dqkv=*/wide + ND);
     ops_.rmsnorm_backward(dx, s_.g(attn_norm_), dh1, dx2, x_, s_.p(attn_norm_), rstd1_, N, D);
   }
 
@@ -318,10 +310,10 @@ class LlamaBlock final : public Block<T> {
   Acts<T> acts_;
   bool hybrid_;
   bool recompute_;         // ffn_state_ is the model's shared RecomputeBuffers state, rebuilt in backward
-  bool shared_attention_;  // att_state_ (probabilities) too; a fused backend's small state stays per block
+  bool shared_attention_;  // att_state_ too (a backend whose attention is fused keeps a small state per block)
   size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
   const T* x_ = nullptr;
-  T *h1_, *rstd1_, *qkv_, *att_state_, *att_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *ffn_state_;
+  T *h1_, *rstd1_, *att_state_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *ffn_state_;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -348,9 +340,7 @@ class GptBlock final : public Block<T> {
     ln2_b_ = t.add(pre + "ln2.bias", {D}, InitKind::Zeros);
 
     const size_t rows = static_cast<size_t>(max_batch) * T_;
-    qkv_ = acts_.make(rows * 3 * D);
-    att_state_ = acts_.make(ops.attention_state_size(max_batch, T_, D, c.heads));
-    att_ = acts_.make(rows * D);
+    att_state_ = acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads));
     r1_ = acts_.make(rows * D);
     n_ = acts_.make(rows * D); mean1_ = acts_.make(rows); rstd1_ = acts_.make(rows);
     ffn_state_ = acts_.make(ops.ffn_state_size(static_cast<int>(rows), F, FfnActivation::Gelu));
@@ -359,11 +349,7 @@ class GptBlock final : public Block<T> {
 
   void forward(const T* x, T* y, int B) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
-    const size_t ND = static_cast<size_t>(N) * D;
-    ops_.linear_forward(qkv_, x, s_.p(qkv_w_), s_.p(qkv_b_), N, D, 3 * D);
-    ops_.attention_forward(att_, att_state_, qkv_, B, T_, D, H, /*rope=*/false);
-    ops_.linear_forward(r1_, att_, s_.p(out_w_), s_.p(out_b_), N, D, D);
-    ops_.add_inplace(r1_, x, ND);
+    ops_.self_attention_forward(r1_, att_state_, x, s_.p(qkv_w_), s_.p(qkv_b_), s_.p(out_w_), s_.p(out_b_), x, B, T_, D, H, /*rope=*/false);  // r1 = x + Wo att
     ops_.layernorm_forward(n_, mean1_, rstd1_, r1_, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
     ops_.ffn_forward(r2_, ffn_state_, n_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), n_, N, D, F, FfnActivation::Gelu);  // r2 = n + FFN
     ops_.layernorm_forward(y, mean2_, rstd2_, r2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
@@ -383,9 +369,8 @@ class GptBlock final : public Block<T> {
                       FfnActivation::Gelu, wide, wide);
     ops_.add_inplace(dn, dr, ND);
     ops_.layernorm_backward(dr, s_.g(ln1_w_), s_.g(ln1_b_), dn, nullptr, r1_, s_.p(ln1_w_), mean1_, rstd1_, N, D);  // dr1
-    ops_.linear_backward(dn, s_.g(out_w_), s_.g(out_b_), dr, att_, s_.p(out_w_), N, D, D);                // datt
-    ops_.attention_backward(wide, dn, qkv_, att_, att_state_, B, T_, D, H, false);                                       // dqkv
-    ops_.linear_backward(dx, s_.g(qkv_w_), s_.g(qkv_b_), wide, x_, s_.p(qkv_w_), N, D, 3 * D);
+    ops_.self_attention_backward(dx, s_.g(qkv_w_), s_.g(qkv_b_), s_.g(out_w_), s_.g(out_b_), dr, x_, att_state_, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H,
+                                 false, /*da=*/dn, /*dqkv=*/wide);
     ops_.add_inplace(dx, dr, ND);
   }
 
@@ -396,7 +381,7 @@ class GptBlock final : public Block<T> {
   Acts<T> acts_;
   size_t qkv_w_, qkv_b_, out_w_, out_b_, ln1_w_, ln1_b_, fc_w_, fc_b_, pr_w_, pr_b_, ln2_w_, ln2_b_;
   const T* x_ = nullptr;
-  T *qkv_, *att_state_, *att_, *r1_, *n_, *mean1_, *rstd1_, *ffn_state_, *r2_, *mean2_, *rstd2_;
+  T *att_state_, *r1_, *n_, *mean1_, *rstd1_, *ffn_state_, *r2_, *mean2_, *rstd2_;
 };
 
 }  // namespace

@@ -56,12 +56,12 @@ class Block {
 };
 
 // Buffers shared by every block when activations are recomputed in backward instead of stored per
-// block (--recompute): the feed-forward state (Ops::ffn_forward) and, for Llama/hybrid, the attention
-// probabilities [B,H,T,T] (null when the backend's attention is fused: its state is only [B,H,T]).
+// block (--recompute): the feed-forward state (Ops::ffn_forward) and, for Llama/hybrid, the self-attention
+// state (Ops::self_attention_forward; null when the backend's attention is fused: its state is small).
 template <class T>
 struct RecomputeBuffers {
   T* ffn_state = nullptr;
-  T* probs = nullptr;
+  T* attention_state = nullptr;
 };
 
 template <class T>

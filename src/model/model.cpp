@@ -25,9 +25,9 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
     const bool llama = config.kind != ModelKind::Mixer;
     const FfnActivation act = llama ? FfnActivation::SwiGlu : FfnActivation::Gelu;
     recompute_ffn_ = DeviceArray<T, T>(ops, ops.ffn_state_size(max_batch * T_, config.ff_mult * D, act));
-    if (llama && !ops.attention_is_fused(D, config.heads))  // a fused backend keeps only [B,H,T] per block: nothing to share
-      recompute_probs_ = DeviceArray<T, T>(ops, ops.attention_state_size(max_batch, T_, D, config.heads));
-    shared = {recompute_ffn_.get(), recompute_probs_.get()};
+    if (llama && !ops.attention_is_fused(D, config.heads))  // a fused backend keeps a small state per block: not shared
+      recompute_attention_ = DeviceArray<T, T>(ops, ops.self_attention_state_size(max_batch, T_, D, config.heads));
+    shared = {recompute_ffn_.get(), recompute_attention_.get()};
   }
   for (int l = 0; l < config.n_layers; ++l) blocks_.push_back(make_block<T>(config_, l, table_, store_, ops, max_batch, shared));
   if (config.kind == ModelKind::Llama || config.kind == ModelKind::Hybrid) final_norm_ = table_.add("final_norm.weight", {D}, InitKind::Ones);
@@ -68,7 +68,7 @@ size_t Model<T>::activation_bytes_per_sequence() const {
   for (const auto& block : blocks_) elements += block->activation_elements();
   for (const auto& r : resid_) elements += r.size();
   for (const DeviceArray<T, T>* a : {&final_, &final_rstd_, &logits_, &losses_, &dhidden_, &dresid_a_, &dresid_b_, &ws_a_, &ws_b_, &ws_c_, &recompute_ffn_,
-                                   &recompute_probs_})
+                                   &recompute_attention_})
     elements += a->size();
   return elements * sizeof(T) / static_cast<size_t>(max_batch_);
 }

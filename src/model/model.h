@@ -16,7 +16,7 @@ template <class T>
 class Model {
  public:
   // max_batch sizes the activation buffers; 0 builds the parameter layout only (no memory).
-  // recompute (mixer, llama, hybrid): feed-forward activations (and Llama's attention probabilities)
+  // recompute (mixer, llama, hybrid): feed-forward activations (and Llama's attention state where it is large)
   // are rebuilt in backward in buffers shared by all blocks instead of stored per block; gradients are
   // bit-identical and these activations take one block's memory instead of L blocks'.
   Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool recompute = false);
@@ -82,7 +82,7 @@ class Model {
   DeviceArray<int32_t, T> tokens_, targets_;
   std::vector<DeviceArray<T, T>> resid_;  // L+1 buffers [B,T,D]
   DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dhidden_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
-  DeviceArray<T, T> recompute_ffn_, recompute_probs_;  // RecomputeBuffers shared by the blocks (empty unless recompute)
+  DeviceArray<T, T> recompute_ffn_, recompute_attention_;  // RecomputeBuffers shared by the blocks (empty unless recompute)
   int last_batch_ = 0;
   int64_t n_targets_ = 0;
   // train_step's recording, the (batch, targets) it was made for, and the last shape run directly

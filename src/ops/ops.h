@@ -109,6 +109,39 @@ class Ops {
   // out: what attention_forward wrote; dqkv is the gradient w.r.t. the unrotated qkv
   virtual void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H, bool rope) = 0;
 
+  // Self-attention sublayer, one op so that a backend chooses how its activations are kept:
+  //   qkv = inp[N,D] @ wqkv^T + bqkv [N,3D], a = attention(qkv) [N,D] (attention_forward; RoPE when rope),
+  //   out[N,D] = a @ wo^T + bo + skip;  N = B*T, wqkv [3D,D], wo [D,D]; bqkv/bo/skip may be null.
+  // `state` keeps what backward needs: self_attention_state_size() elements (here qkv, a and the attention
+  // state; the CUDA bf16 backend keeps qkv and a in bf16 and only each row's log-sum-exp). out == nullptr
+  // rebuilds only the state (--recompute). Backward takes scratch da [N,D] and dqkv [N,3D]; dinp may alias
+  // da or dout, nothing else.
+  virtual size_t self_attention_state_size(int B, int T_ctx, int D, int H) const {
+    return static_cast<size_t>(B) * T_ctx * 4 * D + attention_state_size(B, T_ctx, D, H);
+  }
+  virtual void self_attention_forward(T* out, T* state, const T* inp, const T* wqkv, const T* bqkv, const T* wo, const T* bo, const T* skip, int B,
+                                      int T_ctx, int D, int H, bool rope) {
+    const int N = B * T_ctx;
+    T* qkv = state;
+    T* a = qkv + static_cast<size_t>(N) * 3 * D;
+    T* attention_state = a + static_cast<size_t>(N) * D;
+    linear_forward(qkv, inp, wqkv, bqkv, N, D, 3 * D);
+    attention_forward(a, attention_state, qkv, B, T_ctx, D, H, rope);
+    if (!out) return;
+    linear_forward(out, a, wo, bo, N, D, D);
+    if (skip) add_inplace(out, skip, static_cast<size_t>(N) * D);
+  }
+  virtual void self_attention_backward(T* dinp, T* dwqkv, T* dbqkv, T* dwo, T* dbo, const T* dout, const T* inp, const T* state, const T* wqkv,
+                                       const T* wo, int B, int T_ctx, int D, int H, bool rope, T* da, T* dqkv) {
+    const int N = B * T_ctx;
+    const T* qkv = state;
+    const T* a = qkv + static_cast<size_t>(N) * 3 * D;
+    const T* attention_state = a + static_cast<size_t>(N) * D;
+    linear_backward(da, dwo, dbo, dout, a, wo, N, D, D);
+    attention_backward(dqkv, da, qkv, a, attention_state, B, T_ctx, D, H, rope);
+    linear_backward(dinp, dwqkv, dbqkv, dqkv, inp, wqkv, N, D, 3 * D);
+  }
+
   // Feed-forward sublayer, one op so that a backend chooses how its hidden activations are kept:
   //   pre = inp[N,D] @ w1^T + b1 [N,Fp], act = GELU(pre) [N,F] (Fp = F) or SwiGLU(pre) (Fp = 2F, gate|up),
   //   out[N,D] = act @ w2^T + b2 + skip;  w1 [Fp,D], w2 [D,F], b1/b2/skip may be null (skip: a residual).

@@ -121,6 +121,17 @@ class ProfiledOps final : public Ops<T> {
     time("ffn_backward", [&] { return ffn_shape(N, D, F, act); },
          [&] { inner_.ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre); });
   }
+  size_t self_attention_state_size(int B, int T_ctx, int D, int H) const override { return inner_.self_attention_state_size(B, T_ctx, D, H); }
+  void self_attention_forward(T* out, T* state, const T* inp, const T* wqkv, const T* bqkv, const T* wo, const T* bo, const T* skip, int B, int T_ctx,
+                              int D, int H, bool rope) override {
+    time(out ? "self_attention_forward" : "self_attention_recompute", [&] { return attention_shape(B, T_ctx, D, H, rope); },
+         [&] { inner_.self_attention_forward(out, state, inp, wqkv, bqkv, wo, bo, skip, B, T_ctx, D, H, rope); });
+  }
+  void self_attention_backward(T* dinp, T* dwqkv, T* dbqkv, T* dwo, T* dbo, const T* dout, const T* inp, const T* state, const T* wqkv, const T* wo,
+                               int B, int T_ctx, int D, int H, bool rope, T* da, T* dqkv) override {
+    time("self_attention_backward", [&] { return attention_shape(B, T_ctx, D, H, rope); },
+         [&] { inner_.self_attention_backward(dinp, dwqkv, dbqkv, dwo, dbo, dout, inp, state, wqkv, wo, B, T_ctx, D, H, rope, da, dqkv); });
+  }
   double matmul_tflops(int n) override { return inner_.matmul_tflops(n); }
   bool attention_is_fused(int D, int H) const override { return inner_.attention_is_fused(D, H); }
   void attention_forward(T* out, T* state, const T* qkv, int B, int T_ctx, int D, int H, bool rope) override {

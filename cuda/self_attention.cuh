@@ -1,0 +1,21 @@
+// The self-attention sublayer at precision bf16 (Ops::self_attention_forward/backward) for head sizes
+// the flash kernels take. What backward needs lives in bf16: qkv (q and k rotated when rope) and the
+// attention output a, plus each row's log-sum-exp; the fp32 qkv projection is only a transient
+// scratch. Every hand-off between the GEMMs and the flash kernels is bf16: a feeds the output
+// projection as it is, backward's da comes out of a bf16-output GEMM, and the flash kernels write dqkv
+// in bf16 for the two qkv GEMMs (each of these tensors is rounded exactly where the composed ops would
+// round it as a GEMM operand). State: qkv16 [N,3D], a16 [N,D] (bf16), then lse [B,H,T] (fp32).
+#pragma once
+#include "context.cuh"
+
+namespace mm::cuda {
+
+bool self_attention_is_fused(const Context& ctx, int D, int H);
+size_t self_attention_state_floats(int B, int T, int D, int H);
+void self_attention_forward(Context& ctx, float* out, float* state, const float* inp, const float* wqkv, const float* bqkv, const float* wo,
+                            const float* bo, const float* skip, int B, int T, int D, int H, bool rope);
+// da, dqkv: scratch for N*D and N*3D bf16 values
+void self_attention_backward(Context& ctx, float* dinp, float* dwqkv, float* dbqkv, float* dwo, float* dbo, const float* dout, const float* inp,
+                             const float* state, const float* wqkv, const float* wo, int B, int T, int D, int H, bool rope, float* da, float* dqkv);
+
+}  // namespace mm::cuda
