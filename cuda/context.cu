@@ -86,11 +86,15 @@ size_t operand_span(bool trans, int rows, int cols, int ld, long long stride, in
 
 const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n) {
   auto* dst = reinterpret_cast<__nv_bfloat16*>(ctx.scratch(slot, (n + 1) / 2));
+  round_to_bf16(ctx, dst, src, n);
+  return dst;
+}
+
+void round_to_bf16(Context& ctx, __nv_bfloat16* dst, const float* src, size_t n) {
   const bool vectorized = reinterpret_cast<uintptr_t>(src) % 16 == 0;
   const int blocks = static_cast<int>(std::min<size_t>(blocks_for((vectorized ? n / 4 : n) + 1, 256), static_cast<size_t>(ctx.sm_count()) * 16));
   round_to_bf16_kernel<<<blocks, 256, 0, ctx.stream()>>>(dst, src, n, vectorized);
   MM_LAUNCH_CHECK();
-  return dst;
 }
 
 void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const __nv_bfloat16* A, int lda, long long stride_a,

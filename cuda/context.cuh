@@ -137,6 +137,8 @@ double measure_gemm_tflops(Context& ctx, int n);
 
 // Rounds src[0, n) to bf16 into scratch slot `slot`; valid until that slot is used again.
 const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n);
+// The same into dst.
+void round_to_bf16(Context& ctx, __nv_bfloat16* dst, const float* src, size_t n);
 
 // A GEMM operand prepared once for several GEMMs: the fp32 array itself, or (precision bf16) its bf16
 // copy in a scratch slot. Keeps ops from rounding the same tensor twice.

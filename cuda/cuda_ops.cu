@@ -101,8 +101,9 @@ class CudaOps final : public Ops<float> {
   void rope_forward(float* qkv, int B, int T, int D, int H) override { cuda::rope_forward(ctx_, qkv, B, T, D, H); }
   void rope_backward(float* dqkv, int B, int T, int D, int H) override { cuda::rope_backward(ctx_, dqkv, B, T, D, H); }
   // bf16: hidden activations kept in bf16 by cuda/feed_forward.cu; otherwise the composed default.
-  size_t ffn_state_size(int N, int F, FfnActivation act) const override {
-    return bf16() ? cuda::ffn_state_floats(N, F, act) : Ops<float>::ffn_state_size(N, F, act);
+  bool ffn_keeps_input() const override { return bf16(); }
+  size_t ffn_state_size(int N, int D, int F, FfnActivation act) const override {
+    return bf16() ? cuda::ffn_state_floats(N, D, F, act) : Ops<float>::ffn_state_size(N, D, F, act);
   }
   void ffn_forward(float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2, const float* skip,
                    int N, int D, int F, FfnActivation act) override {
@@ -115,7 +116,8 @@ class CudaOps final : public Ops<float> {
     else Ops<float>::ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre);
   }
   bool attention_is_fused(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
-  // bf16 with the flash kernels: qkv and the attention output kept in bf16 by cuda/self_attention.cu
+  // bf16 with the flash kernels: qkv, the attention output and inp kept in bf16 by cuda/self_attention.cu
+  bool self_attention_keeps_input(int D, int H) const override { return cuda::self_attention_is_fused(ctx_, D, H); }
   size_t self_attention_state_size(int B, int T, int D, int H) const override {
     return cuda::self_attention_is_fused(ctx_, D, H) ? cuda::self_attention_state_floats(B, T, D, H) : Ops<float>::self_attention_state_size(B, T, D, H);
   }

@@ -147,40 +147,44 @@ void activation_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16*
     default: return launch_backward<1>(ctx, dpre, dact, pre, bias, N, F, kind);
   }
 }
+
+// The state's bf16 arrays: x [N,D], pre [N,Fp], act [N,F].
+struct FfnState {
+  bf16 *x, *pre, *act;
+  FfnState(const float* state, int N, int D, int Fp)
+      : x(reinterpret_cast<bf16*>(const_cast<float*>(state))), pre(x + static_cast<size_t>(N) * D), act(pre + static_cast<size_t>(N) * Fp) {}
+};
 }  // namespace
 
-size_t ffn_state_floats(int N, int F, FfnActivation act) { return (static_cast<size_t>(N) * (ffn_pre_width(F, act) + F) + 1) / 2; }
+size_t ffn_state_floats(int N, int D, int F, FfnActivation act) { return (static_cast<size_t>(N) * (D + ffn_pre_width(F, act) + F) + 1) / 2; }
 
 void ffn_forward(Context& ctx, float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2,
                  const float* skip, int N, int D, int F, FfnActivation act) {
   const int Fp = ffn_pre_width(F, act);
-  bf16* pre = reinterpret_cast<bf16*>(state);        // [N,Fp]
-  bf16* hidden = pre + static_cast<size_t>(N) * Fp;  // [N,F]
-  const bf16* x16 = to_bf16(ctx, kSlotCastB, inp, static_cast<size_t>(N) * D);
+  const FfnState s(state, N, D, Fp);
+  round_to_bf16(ctx, s.x, inp, static_cast<size_t>(N) * D);
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
-  gemm_bf16(ctx, false, true, N, Fp, D, x16, D, w1_16, D, pre, Fp);  // pre = x w1^T (b1 is added by the activation)
-  activation_forward(ctx, hidden, pre, b1, N, F, act);
+  gemm_bf16(ctx, false, true, N, Fp, D, s.x, D, w1_16, D, s.pre, Fp);  // pre = x w1^T (b1 is added by the activation)
+  activation_forward(ctx, s.act, s.pre, b1, N, F, act);
   if (!out) return;  // recompute: the state is all that was asked for
-  linear_forward(ctx, out, GemmOperand{nullptr, hidden}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, skip, N, F, D);
+  linear_forward(ctx, out, GemmOperand{nullptr, s.act}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, skip, N, F, D);
 }
 
 void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* inp, const float* state,
                   const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact, float* dpre) {
   const int Fp = ffn_pre_width(F, act);
-  const bf16* pre = reinterpret_cast<const bf16*>(state);
-  const bf16* hidden = pre + static_cast<size_t>(N) * Fp;
+  const FfnState s(state, N, D, Fp);
   bf16* dact16 = reinterpret_cast<bf16*>(dact);  // [N,F]
   bf16* dpre16 = reinterpret_cast<bf16*>(dpre);  // [N,Fp]
   const bf16* dout16 = to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * D);
   const bf16* w2_16 = to_bf16(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F);
   gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);                     // dact = dout w2
-  gemm_bf16(ctx, true, false, D, F, N, 1.f, dout16, D, 0, hidden, F, 0, 1.f, dw2, F, 0);  // dw2 += dout^T act
+  gemm_bf16(ctx, true, false, D, F, N, 1.f, dout16, D, 0, s.act, F, 0, 1.f, dw2, F, 0);  // dw2 += dout^T act
   if (db2) column_sum_accumulate(ctx, db2, dout, N, D);
-  activation_backward(ctx, dpre16, dact16, pre, b1, N, F, act);
+  activation_backward(ctx, dpre16, dact16, s.pre, b1, N, F, act);
   if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
-  const bf16* x16 = to_bf16(ctx, kSlotCastB, inp, static_cast<size_t>(N) * D);
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
-  gemm_bf16(ctx, true, false, Fp, D, N, 1.f, dpre16, Fp, 0, x16, D, 0, 1.f, dw1, D, 0);   // dw1 += dpre^T x
+  gemm_bf16(ctx, true, false, Fp, D, N, 1.f, dpre16, Fp, 0, s.x, D, 0, 1.f, dw1, D, 0);   // dw1 += dpre^T x
   gemm_bf16(ctx, false, false, N, D, Fp, 1.f, dpre16, Fp, 0, w1_16, D, 0, 0.f, dinp, D, 0);  // dinp = dpre w1 (dact is consumed)
 }
 

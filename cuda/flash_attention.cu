@@ -153,6 +153,31 @@ __global__ void round_qkv_kernel(bf16* dst, const float* qkv, const float2* rope
   }
 }
 
+// qkv16 [B*T rows, 3D] bf16: q and k rotated by RoPE in place (table [T, Dh/2]), in fp32 and rounded
+// once more; round_qkv_kernel's layout of the work (four i < Dh/2 and their partners per thread).
+__global__ void rotate_qk_kernel(bf16* qkv16, const float2* rope, int rows, int T, int D, int H) {
+  const int half = D / H / 2, quads = 2 * H * half / 4;  // q and k only
+  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+    bf16* x = qkv16 + static_cast<size_t>(row) * 3 * D;
+    const float2* angles = rope + (row % T) * half;
+    for (int p = threadIdx.x; p < quads; p += blockDim.x) {
+      const int i = 4 * p % half, at = 4 * p / half * 2 * half + i;
+      uint2 lo_raw = *reinterpret_cast<const uint2*>(x + at), hi_raw = *reinterpret_cast<const uint2*>(x + at + half);
+      auto* lo = reinterpret_cast<__nv_bfloat162*>(&lo_raw);
+      auto* hi = reinterpret_cast<__nv_bfloat162*>(&hi_raw);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const float2 x1 = __bfloat1622float2(lo[j]), x2 = __bfloat1622float2(hi[j]);
+        const float2 c0 = angles[i + 2 * j], c1 = angles[i + 2 * j + 1];
+        lo[j] = __floats2bfloat162_rn(x1.x * c0.x - x2.x * c0.y, x1.y * c1.x - x2.y * c1.y);
+        hi[j] = __floats2bfloat162_rn(x2.x * c0.x + x1.x * c0.y, x2.y * c1.x + x1.y * c1.y);
+      }
+      *reinterpret_cast<uint2*>(x + at) = lo_raw;
+      *reinterpret_cast<uint2*>(x + at + half) = hi_raw;
+    }
+  }
+}
+
 // Rotates a gradient row held in accumulator layout back through RoPE (the inverse rotation) at
 // position `pos`: columns c < Dh/2 (tiles nt < Dh/16) pair with c + Dh/2 (tiles nt + Dh/16).
 template <int Dh>
@@ -574,6 +599,12 @@ void round_qkv(Context& ctx, bf16* dst, const float* qkv, int B, int T, int D, i
   const int rows = B * T;
   const float2* table = rope ? rope_table(ctx, T, D / H) : nullptr;
   round_qkv_kernel<<<std::min(rows, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(dst, qkv, table, rows, T, D, H);
+  MM_LAUNCH_CHECK();
+}
+
+void rotate_qk(Context& ctx, bf16* qkv16, int B, int T, int D, int H) {
+  const int rows = B * T;
+  rotate_qk_kernel<<<std::min(rows, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(qkv16, rope_table(ctx, T, D / H), rows, T, D, H);
   MM_LAUNCH_CHECK();
 }
 

@@ -26,6 +26,8 @@ void flash_attention_backward(Context& ctx, float* dqkv, const float* dout, cons
 // by round_qkv (q and k already rotated when rope); out and dqkv are written in bf16. Backward's dqkv is
 // the gradient w.r.t. the unrotated qkv.
 void round_qkv(Context& ctx, __nv_bfloat16* dst, const float* qkv, int B, int T, int D, int H, bool rope);
+// Rotates q and k of a bf16 qkv [B,T,3D] in place (RoPE), in fp32, rounding once more.
+void rotate_qk(Context& ctx, __nv_bfloat16* qkv16, int B, int T, int D, int H);
 void flash_attention_forward(Context& ctx, __nv_bfloat16* out, float* lse, const __nv_bfloat16* qkv16, int B, int T, int D, int H);
 void flash_attention_backward(Context& ctx, __nv_bfloat16* dqkv, const __nv_bfloat16* dout, const __nv_bfloat16* qkv16, const __nv_bfloat16* out,
                               const float* lse, int B, int T, int D, int H, bool rope);

@@ -12,29 +12,39 @@ namespace mm::cuda {
 namespace {
 using bf16 = __nv_bfloat16;
 
-// Where the parts of the state start (bf16 arrays first; N*4D bf16 values end on a float boundary).
+// Where the parts of the state start (bf16 arrays first; N*5D bf16 values end on a float boundary, D
+// being even).
 struct StateView {
   bf16* qkv;   // [N,3D]
   bf16* a;     // [N,D]
+  bf16* x;     // [N,D] the input
   float* lse;  // [B,H,T]
   StateView(const float* state, int N, int D)
       : qkv(reinterpret_cast<bf16*>(const_cast<float*>(state))),
         a(qkv + static_cast<size_t>(N) * 3 * D),
-        lse(const_cast<float*>(state) + static_cast<size_t>(N) * 2 * D) {}
+        x(a + static_cast<size_t>(N) * D),
+        lse(const_cast<float*>(state) + static_cast<size_t>(N) * 5 * D / 2) {}
 };
 }  // namespace
 
 bool self_attention_is_fused(const Context& ctx, int D, int H) { return attention_is_fused(ctx, D, H); }
 
-size_t self_attention_state_floats(int B, int T, int D, int H) { return static_cast<size_t>(B) * T * 2 * D + static_cast<size_t>(B) * H * T; }
+size_t self_attention_state_floats(int B, int T, int D, int H) { return static_cast<size_t>(B) * T * 5 * D / 2 + static_cast<size_t>(B) * H * T; }
 
 void self_attention_forward(Context& ctx, float* out, float* state, const float* inp, const float* wqkv, const float* bqkv, const float* wo,
                             const float* bo, const float* skip, int B, int T, int D, int H, bool rope) {
   const int N = B * T;
   const StateView s(state, N, D);
-  float* qkv = ctx.scratch(kSlotQkvRows, static_cast<size_t>(N) * 3 * D);
-  linear_forward(ctx, qkv, inp, wqkv, bqkv, N, D, 3 * D);
-  round_qkv(ctx, s.qkv, qkv, B, T, D, H, rope);
+  round_to_bf16(ctx, s.x, inp, static_cast<size_t>(N) * D);
+  const bf16* wqkv16 = to_bf16(ctx, kSlotCastA, wqkv, static_cast<size_t>(3) * D * D);
+  if (bqkv) {  // the bias in the GEMM's fp32 epilogue, then q, k (rotated) and v rounded once
+    float* qkv = ctx.scratch(kSlotQkvRows, static_cast<size_t>(N) * 3 * D);
+    linear_forward(ctx, qkv, GemmOperand{nullptr, s.x}, GemmOperand{nullptr, wqkv16}, bqkv, nullptr, N, D, 3 * D);
+    round_qkv(ctx, s.qkv, qkv, B, T, D, H, rope);
+  } else {  // straight into bf16; RoPE then rotates q and k in place
+    gemm_bf16(ctx, false, true, N, 3 * D, D, s.x, D, wqkv16, D, s.qkv, 3 * D);
+    if (rope) rotate_qk(ctx, s.qkv, B, T, D, H);
+  }
   flash_attention_forward(ctx, s.a, s.lse, s.qkv, B, T, D, H);
   if (!out) return;  // recompute: the state is all that was asked for
   linear_forward(ctx, out, GemmOperand{nullptr, s.a}, gemm_operand(ctx, kSlotCastA, wo, static_cast<size_t>(D) * D), bo, skip, N, D, D);
@@ -53,9 +63,8 @@ void self_attention_backward(Context& ctx, float* dinp, float* dwqkv, float* dbq
   if (dbo) column_sum_accumulate(ctx, dbo, dout, N, D);
   flash_attention_backward(ctx, dqkv16, da16, s.qkv, s.a, s.lse, B, T, D, H, rope);         // dout (and da) are consumed
   if (dbqkv) column_sum_accumulate(ctx, dbqkv, dqkv16, N, 3 * D);
-  const bf16* x16 = to_bf16(ctx, kSlotCastB, inp, static_cast<size_t>(N) * D);
   const bf16* wqkv16 = to_bf16(ctx, kSlotCastA, wqkv, static_cast<size_t>(3) * D * D);
-  gemm_bf16(ctx, true, false, 3 * D, D, N, 1.f, dqkv16, 3 * D, 0, x16, D, 0, 1.f, dwqkv, D, 0);    // dwqkv += dqkv^T x
+  gemm_bf16(ctx, true, false, 3 * D, D, N, 1.f, dqkv16, 3 * D, 0, s.x, D, 0, 1.f, dwqkv, D, 0);    // dwqkv += dqkv^T x
   gemm_bf16(ctx, false, false, N, D, 3 * D, 1.f, dqkv16, 3 * D, 0, wqkv16, D, 0, 0.f, dinp, D, 0);  // dinp = dqkv wqkv
 }
 

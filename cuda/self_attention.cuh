@@ -1,10 +1,12 @@
 // The self-attention sublayer at precision bf16 (Ops::self_attention_forward/backward) for head sizes
 // the flash kernels take. What backward needs lives in bf16: qkv (q and k rotated when rope) and the
-// attention output a, plus each row's log-sum-exp; the fp32 qkv projection is only a transient
-// scratch. Every hand-off between the GEMMs and the flash kernels is bf16: a feeds the output
+// attention output a, plus each row's log-sum-exp. Without a qkv bias the projection is a bf16-output
+// GEMM and RoPE rotates q and k in place (rounded twice, as autocast does); with one, the fp32
+// projection is a transient scratch rounded once after the bias (and RoPE). Every hand-off between the GEMMs and the flash kernels is bf16: a feeds the output
 // projection as it is, backward's da comes out of a bf16-output GEMM, and the flash kernels write dqkv
 // in bf16 for the two qkv GEMMs (each of these tensors is rounded exactly where the composed ops would
-// round it as a GEMM operand). State: qkv16 [N,3D], a16 [N,D] (bf16), then lse [B,H,T] (fp32).
+// round it as a GEMM operand). The input is rounded once, for the qkv GEMM and for backward's dwqkv,
+// which does not read the fp32 input. State: qkv [N,3D], a [N,D], inp [N,D] (bf16), then lse [B,H,T].
 #pragma once
 #include "context.cuh"
 

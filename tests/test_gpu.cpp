@@ -226,7 +226,8 @@ TEST_CASE("GPU bf16 self-attention sublayer (qkv and attention output kept in bf
     INFO("B" << s.B << " T" << s.T << " D" << s.D << " H" << s.H << " rope " << s.rope << " biases " << s.biases);
     const int N = s.B * s.T, D = s.D;
     const size_t ND = static_cast<size_t>(N) * D;
-    REQUIRE(gpu->self_attention_state_size(s.B, s.T, D, s.H) == 2 * ND + static_cast<size_t>(s.B) * s.H * s.T);  // bf16 qkv and a, fp32 lse
+    REQUIRE(gpu->self_attention_keeps_input(D, s.H));
+    REQUIRE(gpu->self_attention_state_size(s.B, s.T, D, s.H) == 5 * ND / 2 + static_cast<size_t>(s.B) * s.H * s.T);  // bf16 qkv, a, x; fp32 lse
     auto x = test::random_vector(ND, 51), wqkv = test::random_vector(3 * D * D, 52), bqkv = test::random_vector(3 * D, 53);
     auto wo = test::random_vector(D * D, 54), bo = test::random_vector(D, 55), dy = test::random_vector(ND, 56), skip = test::random_vector(ND, 57);
     for (auto* w : {&wqkv, &wo})
@@ -247,7 +248,7 @@ TEST_CASE("GPU bf16 self-attention sublayer (qkv and attention output kept in bf
         gdbq(*gpu, bqkv.size()), gdwo(*gpu, wo.size()), gdbo(*gpu, bo.size()), gda(*gpu, ND), gdqkv(*gpu, 3 * ND);
     gpu->self_attention_forward(gy.p(), gstate.p(), gx.p(), gwq.p(), s.biases ? gbq.p() : nullptr, gwo.p(), s.biases ? gbo.p() : nullptr, gskip.p(), s.B,
                                 s.T, D, s.H, s.rope);
-    gpu->self_attention_backward(gdx.p(), gdwq.p(), gdbq.p(), gdwo.p(), gdbo.p(), gdy.p(), gx.p(), gstate.p(), gwq.p(), gwo.p(), s.B, s.T, D, s.H, s.rope,
+    gpu->self_attention_backward(gdx.p(), gdwq.p(), gdbq.p(), gdwo.p(), gdbo.p(), gdy.p(), /*inp: kept in the state*/ nullptr, gstate.p(), gwq.p(), gwo.p(), s.B, s.T, D, s.H, s.rope,
                                  gda.p(), gdqkv.p());
     const std::vector<std::vector<float>> got = {gy.host(), gdx.host(), gdwq.host(), gdbq.host(), gdwo.host(), gdbo.host()};
     for (int k = 0; k < 6; ++k) {
@@ -280,7 +281,7 @@ TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the
     auto w2 = test::random_vector(D * F, 44), b2 = test::random_vector(D, 45), dy = test::random_vector(N * D, 46), skip = test::random_vector(N * D, 47);
     // outputs: y, dx, dw1, db1, dw2, db2
     auto sublayer = [&](const std::vector<double>& xs, const std::vector<double>& w1s, const std::vector<double>& w2s, const std::vector<double>& dys) {
-      std::vector<double> y(N * D), state(ref.ffn_state_size(N, F, act)), dx(N * D), dw1(w1.size(), 0.0), db1(b1.size(), 0.0), dw2(w2.size(), 0.0),
+      std::vector<double> y(N * D), state(ref.ffn_state_size(N, D, F, act)), dx(N * D), dw1(w1.size(), 0.0), db1(b1.size(), 0.0), dw2(w2.size(), 0.0),
           db2(b2.size(), 0.0), dact(static_cast<size_t>(N) * F), dpre(static_cast<size_t>(N) * Fp);
       ref.ffn_forward(y.data(), state.data(), xs.data(), w1s.data(), b1.data(), w2s.data(), b2.data(), skip.data(), N, D, F, act);
       ref.ffn_backward(dx.data(), dw1.data(), db1.data(), dw2.data(), db2.data(), dys.data(), xs.data(), state.data(), w1s.data(), b1.data(),
@@ -289,11 +290,12 @@ TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the
     };
     const auto exact = sublayer(x, w1, w2, dy), rounded = sublayer(round_bf16(x), round_bf16(w1), round_bf16(w2), round_bf16(dy));
     Dev gx(*gpu, to_float(x)), gw1(*gpu, to_float(w1)), gb1(*gpu, to_float(b1)), gw2(*gpu, to_float(w2)), gb2(*gpu, to_float(b2)),
-        gdy(*gpu, to_float(dy)), gskip(*gpu, to_float(skip)), gy(*gpu, N * D), gstate(*gpu, gpu->ffn_state_size(N, F, act)), gdx(*gpu, N * D), gdw1(*gpu, w1.size()),
+        gdy(*gpu, to_float(dy)), gskip(*gpu, to_float(skip)), gy(*gpu, N * D), gstate(*gpu, gpu->ffn_state_size(N, D, F, act)), gdx(*gpu, N * D), gdw1(*gpu, w1.size()),
         gdb1(*gpu, b1.size()), gdw2(*gpu, w2.size()), gdb2(*gpu, b2.size()), gdact(*gpu, static_cast<size_t>(N) * F), gdpre(*gpu, static_cast<size_t>(N) * Fp);
-    CHECK(gpu->ffn_state_size(N, F, act) == static_cast<size_t>(N) * (Fp + F) / 2);  // bf16: half the fp32 state
+    REQUIRE(gpu->ffn_keeps_input());
+    CHECK(gpu->ffn_state_size(N, D, F, act) == static_cast<size_t>(N) * (D + Fp + F) / 2);  // bf16 x, pre and act
     gpu->ffn_forward(gy.p(), gstate.p(), gx.p(), gw1.p(), gb1.p(), gw2.p(), gb2.p(), gskip.p(), N, D, F, act);
-    gpu->ffn_backward(gdx.p(), gdw1.p(), gdb1.p(), gdw2.p(), gdb2.p(), gdy.p(), gx.p(), gstate.p(), gw1.p(), gb1.p(), gw2.p(), N, D, F, act, gdact.p(),
+    gpu->ffn_backward(gdx.p(), gdw1.p(), gdb1.p(), gdw2.p(), gdb2.p(), gdy.p(), /*inp: kept in the state*/ nullptr, gstate.p(), gw1.p(), gb1.p(), gw2.p(), N, D, F, act, gdact.p(),
                       gdpre.p());
     const std::vector<std::vector<float>> got = {gy.host(), gdx.host(), gdw1.host(), gdb1.host(), gdw2.host(), gdb2.host()};
     for (int k = 0; k < 6; ++k) {

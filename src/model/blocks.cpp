@@ -54,8 +54,9 @@ struct Acts {
 template <class T>
 class MixerBlock final : public Block<T> {
  public:
-  MixerBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, RecomputeBuffers<T> recompute)
-      : c_(c), s_(s), ops_(ops), acts_(ops), recompute_(recompute.ffn_state != nullptr) {
+  MixerBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, SharedBuffers<T> shared)
+      : c_(c), s_(s), ops_(ops), acts_(ops), recompute_(shared.ffn_state != nullptr),
+        ln2_transient_(ops.ffn_keeps_input() && !recompute_ && shared.normed) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, ModelKind::Mixer);
@@ -107,8 +108,9 @@ class MixerBlock final : public Block<T> {
     ln1_ = acts_.make(rows * D); ln1_mean_ = acts_.make(rows); ln1_rstd_ = acts_.make(rows);
     mix_out_ = acts_.make(rows * D);
     x2_ = acts_.make(rows * D);
-    ln2_ = acts_.make(rows * D); ln2_mean_ = acts_.make(rows); ln2_rstd_ = acts_.make(rows);
-    ffn_state_ = recompute_ ? recompute.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), F, FfnActivation::Gelu));
+    ln2_ = ln2_transient_ ? shared.normed : acts_.make(rows * D);
+    ln2_mean_ = acts_.make(rows); ln2_rstd_ = acts_.make(rows);
+    ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::Gelu));
   }
 
   void forward(const T* x, T* y, int B) override {
@@ -131,7 +133,7 @@ class MixerBlock final : public Block<T> {
     T* dx2 = ws.c;   // [N,D]
     if (recompute_)  // the shared state holds the last block's values: rebuild this block's (bit-identical)
       ops_.ffn_forward(nullptr, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), nullptr, N, D, F, FfnActivation::Gelu);
-    ops_.ffn_backward(dln, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, ln2_, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
+    ops_.ffn_backward(dln, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, ln2_transient_ ? nullptr : ln2_, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
                       FfnActivation::Gelu, dff, dff);
     ops_.layernorm_backward(dx2, s_.g(ln2_w_), s_.g(ln2_b_), dln, dy, x2_, s_.p(ln2_w_), ln2_mean_, ln2_rstd_, N, D);
     token_mix_backward(dx2, dln, B, ws.a);
@@ -213,7 +215,8 @@ class MixerBlock final : public Block<T> {
   const ParamStore<T>& s_;
   Ops<T>& ops_;
   Acts<T> acts_;
-  bool recompute_;  // ffn_state_ is the model's shared RecomputeBuffers state, rebuilt in backward
+  bool recompute_;       // ffn_state_ is the model's shared state, rebuilt in backward
+  bool ln2_transient_;   // ln2_ is the model's shared `normed` buffer: only the forward reads it
   size_t ln1_w_, ln1_b_, ln2_w_, ln2_b_, fc_w_, fc_b_, pr_w_, pr_b_, proj_w_ = 0, proj_b_ = 0, out_w_ = 0, out_b_ = 0;
   std::vector<size_t> mix_w_, mix_c_;
   const T* x_ = nullptr;
@@ -228,8 +231,10 @@ template <class T>
 class LlamaBlock final : public Block<T> {
  public:
   LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid,
-             RecomputeBuffers<T> recompute)
-      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(recompute.ffn_state != nullptr), shared_attention_(recompute.attention_state != nullptr) {
+             SharedBuffers<T> shared)
+      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(shared.ffn_state != nullptr), shared_attention_(shared.attention_state != nullptr),
+        h1_transient_(ops.self_attention_keeps_input(c.d_model, c.heads) && !shared_attention_ && shared.normed),
+        h2_transient_(ops.ffn_keeps_input() && !recompute_ && shared.normed) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, c.kind);
@@ -247,15 +252,17 @@ class LlamaBlock final : public Block<T> {
     down_w_ = t.entries().size(); r.weight(t, pre + "mlp.down.weight", {D, F}, F);
 
     const size_t rows = static_cast<size_t>(max_batch) * T_;
-    h1_ = acts_.make(rows * D); rstd1_ = acts_.make(rows);
-    att_state_ = shared_attention_ ? recompute.attention_state : acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads));
+    h1_ = h1_transient_ ? shared.normed : acts_.make(rows * D);
+    rstd1_ = acts_.make(rows);
+    att_state_ = shared_attention_ ? shared.attention_state : acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads));
     if (hybrid) {  // the mix's input o = Wo att is needed in backward; plain Llama never keeps it
       o_ = acts_.make(rows * D);
       mixo_ = acts_.make(rows * D);
     }
     x2_ = acts_.make(rows * D);
-    h2_ = acts_.make(rows * D); rstd2_ = acts_.make(rows);
-    ffn_state_ = recompute_ ? recompute.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), F, FfnActivation::SwiGlu));
+    h2_ = h2_transient_ ? shared.normed : acts_.make(rows * D);
+    rstd2_ = acts_.make(rows);
+    ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::SwiGlu));
   }
 
   void forward(const T* x, T* y, int B) override {
@@ -286,7 +293,7 @@ class LlamaBlock final : public Block<T> {
     if (recompute_)  // rebuild this block's feed-forward state in the shared buffer (bit-identical)
       ops_.ffn_forward(nullptr, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, nullptr, N, D, F, FfnActivation::SwiGlu);
     // dh2 [N,D] into mid, which also serves as the [N,F] activation gradient; wide takes the [N,2F] one
-    ops_.ffn_backward(mid, s_.g(gu_w_), nullptr, s_.g(down_w_), nullptr, dy, h2_, ffn_state_, s_.p(gu_w_), nullptr, s_.p(down_w_), N, D, F,
+    ops_.ffn_backward(mid, s_.g(gu_w_), nullptr, s_.g(down_w_), nullptr, dy, h2_transient_ ? nullptr : h2_, ffn_state_, s_.p(gu_w_), nullptr, s_.p(down_w_), N, D, F,
                       FfnActivation::SwiGlu, mid, wide);
     ops_.rmsnorm_backward(dx2, s_.g(mlp_norm_), mid, dy, x2_, s_.p(mlp_norm_), rstd2_, N, D);
     const T* do_ = dx2;
@@ -298,7 +305,7 @@ class LlamaBlock final : public Block<T> {
     if (shared_attention_)  // the shared state holds the last block's values: rebuild this block's
       ops_.self_attention_forward(nullptr, att_state_, h1_, s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, nullptr, B, T_, D, H, true);
     T* dh1 = mid;  // may alias do_
-    ops_.self_attention_backward(dh1, s_.g(qkv_w_), nullptr, s_.g(out_w_), nullptr, do_, h1_, att_state_, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H, true,
+    ops_.self_attention_backward(dh1, s_.g(qkv_w_), nullptr, s_.g(out_w_), nullptr, do_, h1_transient_ ? nullptr : h1_, att_state_, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H, true,
                                  /*da=*/wide, /*dqkv=*/wide + ND);
     ops_.rmsnorm_backward(dx, s_.g(attn_norm_), dh1, dx2, x_, s_.p(attn_norm_), rstd1_, N, D);
   }
@@ -309,8 +316,9 @@ class LlamaBlock final : public Block<T> {
   Ops<T>& ops_;
   Acts<T> acts_;
   bool hybrid_;
-  bool recompute_;         // ffn_state_ is the model's shared RecomputeBuffers state, rebuilt in backward
+  bool recompute_;         // ffn_state_ is the model's shared state, rebuilt in backward
   bool shared_attention_;  // att_state_ too (a backend whose attention is fused keeps a small state per block)
+  bool h1_transient_, h2_transient_;  // h1_/h2_ are the model's shared `normed` buffer: only the forward reads them
   size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
   const T* x_ = nullptr;
   T *h1_, *rstd1_, *att_state_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *ffn_state_;
@@ -343,7 +351,7 @@ class GptBlock final : public Block<T> {
     att_state_ = acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads));
     r1_ = acts_.make(rows * D);
     n_ = acts_.make(rows * D); mean1_ = acts_.make(rows); rstd1_ = acts_.make(rows);
-    ffn_state_ = acts_.make(ops.ffn_state_size(static_cast<int>(rows), F, FfnActivation::Gelu));
+    ffn_state_ = acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::Gelu));
     r2_ = acts_.make(rows * D); mean2_ = acts_.make(rows); rstd2_ = acts_.make(rows);
   }
 
@@ -388,11 +396,11 @@ class GptBlock final : public Block<T> {
 
 template <class T>
 std::unique_ptr<Block<T>> make_block(const ModelConfig& c, int layer, ParamTable& table, const ParamStore<T>& store, Ops<T>& ops, int max_batch,
-                                     RecomputeBuffers<T> recompute) {
+                                     SharedBuffers<T> shared) {
   switch (c.kind) {
-    case ModelKind::Mixer: return std::make_unique<MixerBlock<T>>(c, layer, table, store, ops, max_batch, recompute);
-    case ModelKind::Llama: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, false, recompute);
-    case ModelKind::Hybrid: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, true, recompute);
+    case ModelKind::Mixer: return std::make_unique<MixerBlock<T>>(c, layer, table, store, ops, max_batch, shared);
+    case ModelKind::Llama: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, false, shared);
+    case ModelKind::Hybrid: return std::make_unique<LlamaBlock<T>>(c, layer, table, store, ops, max_batch, true, shared);
     case ModelKind::Gpt: return std::make_unique<GptBlock<T>>(c, layer, table, store, ops, max_batch);
   }
   return nullptr;
@@ -401,8 +409,8 @@ std::unique_ptr<Block<T>> make_block(const ModelConfig& c, int layer, ParamTable
 template class Block<float>;
 template class Block<double>;
 template std::unique_ptr<Block<float>> make_block<float>(const ModelConfig&, int, ParamTable&, const ParamStore<float>&, Ops<float>&, int,
-                                                         RecomputeBuffers<float>);
+                                                         SharedBuffers<float>);
 template std::unique_ptr<Block<double>> make_block<double>(const ModelConfig&, int, ParamTable&, const ParamStore<double>&, Ops<double>&, int,
-                                                           RecomputeBuffers<double>);
+                                                           SharedBuffers<double>);
 
 }  // namespace mm

@@ -55,17 +55,20 @@ class Block {
   static ScratchWidths scratch_widths(const ModelConfig& c);
 };
 
-// Buffers shared by every block when activations are recomputed in backward instead of stored per
-// block (--recompute): the feed-forward state (Ops::ffn_forward) and, for Llama/hybrid, the self-attention
-// state (Ops::self_attention_forward; null when the backend's attention is fused: its state is small).
+// Buffers shared by every block (null where not used). With --recompute, activations rebuilt in backward
+// instead of stored per block: the feed-forward state (Ops::ffn_forward) and, for Llama/hybrid, the
+// self-attention state (Ops::self_attention_forward; null when the backend's attention is fused: its
+// state is small). `normed` [N,D]: a norm output that only a sublayer's forward reads, where the backend
+// keeps its own copy for backward (Ops::ffn_keeps_input, self_attention_keeps_input).
 template <class T>
-struct RecomputeBuffers {
+struct SharedBuffers {
   T* ffn_state = nullptr;
   T* attention_state = nullptr;
+  T* normed = nullptr;
 };
 
 template <class T>
 std::unique_ptr<Block<T>> make_block(const ModelConfig& config, int layer, ParamTable& table, const ParamStore<T>& store, Ops<T>& ops,
-                                     int max_batch, RecomputeBuffers<T> recompute = {});
+                                     int max_batch, SharedBuffers<T> shared = {});
 
 }  // namespace mm

@@ -17,17 +17,22 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
     r.embedding(table_, "wpe.weight", {T_, D});
   }
   store_.table = &table_;
-  RecomputeBuffers<T> shared;
+  SharedBuffers<T> shared;
+  const bool llama = config.kind == ModelKind::Llama || config.kind == ModelKind::Hybrid;
   if (recompute && max_batch > 0) {
     if (config.kind == ModelKind::Gpt)
       throw UsageError(fmt::format("--recompute is implemented for mixer, llama and hybrid blocks, not {}", config.descriptor()),
                        "drop --recompute for GPT models");
-    const bool llama = config.kind != ModelKind::Mixer;
     const FfnActivation act = llama ? FfnActivation::SwiGlu : FfnActivation::Gelu;
-    recompute_ffn_ = DeviceArray<T, T>(ops, ops.ffn_state_size(max_batch * T_, config.ff_mult * D, act));
+    recompute_ffn_ = DeviceArray<T, T>(ops, ops.ffn_state_size(max_batch * T_, D, config.ff_mult * D, act));
     if (llama && !ops.attention_is_fused(D, config.heads))  // a fused backend keeps a small state per block: not shared
       recompute_attention_ = DeviceArray<T, T>(ops, ops.self_attention_state_size(max_batch, T_, D, config.heads));
-    shared = {recompute_ffn_.get(), recompute_attention_.get()};
+    shared.ffn_state = recompute_ffn_.get();
+    shared.attention_state = recompute_attention_.get();
+  }
+  if (max_batch > 0 && config.kind != ModelKind::Gpt && (ops.ffn_keeps_input() || (llama && ops.self_attention_keeps_input(D, config.heads)))) {
+    shared_normed_ = DeviceArray<T, T>(ops, static_cast<size_t>(max_batch) * T_ * D);
+    shared.normed = shared_normed_.get();
   }
   for (int l = 0; l < config.n_layers; ++l) blocks_.push_back(make_block<T>(config_, l, table_, store_, ops, max_batch, shared));
   if (config.kind == ModelKind::Llama || config.kind == ModelKind::Hybrid) final_norm_ = table_.add("final_norm.weight", {D}, InitKind::Ones);
@@ -68,7 +73,7 @@ size_t Model<T>::activation_bytes_per_sequence() const {
   for (const auto& block : blocks_) elements += block->activation_elements();
   for (const auto& r : resid_) elements += r.size();
   for (const DeviceArray<T, T>* a : {&final_, &final_rstd_, &logits_, &losses_, &dhidden_, &dresid_a_, &dresid_b_, &ws_a_, &ws_b_, &ws_c_, &recompute_ffn_,
-                                   &recompute_attention_})
+                                   &recompute_attention_, &shared_normed_})
     elements += a->size();
   return elements * sizeof(T) / static_cast<size_t>(max_batch_);
 }

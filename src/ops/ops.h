@@ -113,9 +113,11 @@ class Ops {
   //   qkv = inp[N,D] @ wqkv^T + bqkv [N,3D], a = attention(qkv) [N,D] (attention_forward; RoPE when rope),
   //   out[N,D] = a @ wo^T + bo + skip;  N = B*T, wqkv [3D,D], wo [D,D]; bqkv/bo/skip may be null.
   // `state` keeps what backward needs: self_attention_state_size() elements (here qkv, a and the attention
-  // state; the CUDA bf16 backend keeps qkv and a in bf16 and only each row's log-sum-exp). out == nullptr
-  // rebuilds only the state (--recompute). Backward takes scratch da [N,D] and dqkv [N,3D]; dinp may alias
-  // da or dout, nothing else.
+  // state; the CUDA bf16 backend keeps qkv, a and inp in bf16 and only each row's log-sum-exp). out ==
+  // nullptr rebuilds only the state (--recompute). Backward takes scratch da [N,D] and dqkv [N,3D]; dinp
+  // may alias da or dout, nothing else. Where self_attention_keeps_input(), backward does not read inp
+  // (it may be null), so the caller need not keep it.
+  virtual bool self_attention_keeps_input(int D, int H) const { return false; }
   virtual size_t self_attention_state_size(int B, int T_ctx, int D, int H) const {
     return static_cast<size_t>(B) * T_ctx * 4 * D + attention_state_size(B, T_ctx, D, H);
   }
@@ -146,10 +148,12 @@ class Ops {
   //   pre = inp[N,D] @ w1^T + b1 [N,Fp], act = GELU(pre) [N,F] (Fp = F) or SwiGLU(pre) (Fp = 2F, gate|up),
   //   out[N,D] = act @ w2^T + b2 + skip;  w1 [Fp,D], w2 [D,F], b1/b2/skip may be null (skip: a residual).
   // `state` keeps pre and act for backward: ffn_state_size() elements (both in T here; the CUDA bf16
-  // backend keeps them in bf16, half the size). out == nullptr rebuilds only the state (--recompute).
+  // backend keeps them, and inp, in bf16). out == nullptr rebuilds only the state (--recompute).
   // The defaults compose the ops above. Backward takes the forward's b1 (a backend may keep pre without
   // it) and scratch dact [N,F] and dpre [N,Fp]: for GELU they may be one array; dinp may alias dact.
-  virtual size_t ffn_state_size(int N, int F, FfnActivation act) const { return static_cast<size_t>(N) * (ffn_pre_width(F, act) + F); }
+  // Where ffn_keeps_input(), backward does not read inp (it may be null), so the caller need not keep it.
+  virtual bool ffn_keeps_input() const { return false; }
+  virtual size_t ffn_state_size(int N, int D, int F, FfnActivation act) const { return static_cast<size_t>(N) * (ffn_pre_width(F, act) + F); }
   virtual void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, const T* skip, int N, int D, int F,
                            FfnActivation act) {
     const int Fp = ffn_pre_width(F, act);

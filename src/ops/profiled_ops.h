@@ -110,7 +110,8 @@ class ProfiledOps final : public Ops<T> {
   void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) override {
     time("rope_backward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_backward(dqkv, B, T_ctx, D, H); });
   }
-  size_t ffn_state_size(int N, int F, FfnActivation act) const override { return inner_.ffn_state_size(N, F, act); }
+  bool ffn_keeps_input() const override { return inner_.ffn_keeps_input(); }
+  size_t ffn_state_size(int N, int D, int F, FfnActivation act) const override { return inner_.ffn_state_size(N, D, F, act); }
   void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, const T* skip, int N, int D, int F,
                    FfnActivation act) override {
     time(out ? "ffn_forward" : "ffn_recompute", [&] { return ffn_shape(N, D, F, act); },
@@ -121,6 +122,7 @@ class ProfiledOps final : public Ops<T> {
     time("ffn_backward", [&] { return ffn_shape(N, D, F, act); },
          [&] { inner_.ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre); });
   }
+  bool self_attention_keeps_input(int D, int H) const override { return inner_.self_attention_keeps_input(D, H); }
   size_t self_attention_state_size(int B, int T_ctx, int D, int H) const override { return inner_.self_attention_state_size(B, T_ctx, D, H); }
   void self_attention_forward(T* out, T* state, const T* inp, const T* wqkv, const T* bqkv, const T* wo, const T* bo, const T* skip, int B, int T_ctx,
                               int D, int H, bool rope) override {
