@@ -23,15 +23,18 @@ __global__ void sum_squares_kernel(float* partial, const float* x, size_t n) {
   }
 }
 
-__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, size_t n, float lr, float beta1, float beta2, float eps,
-                             float weight_decay, float bc1, float bc2, float grad_scale) {
+// shadow (may be null): params rounded to bf16, written alongside
+__global__ void adamw_kernel(float* params, __nv_bfloat16* shadow, const float* grads, float* m, float* v, size_t n, float lr, float beta1, float beta2,
+                             float eps, float weight_decay, float bc1, float bc2, float grad_scale) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float g = grads[i] * grad_scale;
     const float mi = beta1 * m[i] + (1.f - beta1) * g;
     const float vi = beta2 * v[i] + (1.f - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    params[i] -= lr * (weight_decay * params[i] + (mi / bc1) / (sqrtf(vi / bc2) + eps));
+    const float p = params[i] - lr * (weight_decay * params[i] + (mi / bc1) / (sqrtf(vi / bc2) + eps));
+    params[i] = p;
+    if (shadow) shadow[i] = __float2bfloat16_rn(p);
   }
 }
 }  // namespace
@@ -53,7 +56,8 @@ void adamw(Context& ctx, float* params, const float* grads, float* m, float* v, 
   const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), step));
   const float bc2 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), step));
   const int blocks = static_cast<int>(std::min<size_t>(blocks_for(n, kThreads), static_cast<size_t>(ctx.sm_count()) * 16));
-  adamw_kernel<<<blocks, kThreads, 0, ctx.stream()>>>(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2, grad_scale);
+  __nv_bfloat16* shadow = ctx.precision() == Precision::Bf16 ? ctx.param_shadow(params, n) : nullptr;
+  adamw_kernel<<<blocks, kThreads, 0, ctx.stream()>>>(params, shadow, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, bc1, bc2, grad_scale);
   MM_LAUNCH_CHECK();
 }
 

@@ -28,6 +28,7 @@ LtPlan::~LtPlan() {
 
 Context::~Context() {
   lt_plans_.clear();  // before the handle goes
+  for (const ParamShadow& s : shadows_) cudaFree(s.copy);
   for (auto& [ptr, size] : scratch_)
     if (ptr) cudaFree(ptr);
   if (lt_workspace_) cudaFree(lt_workspace_);
@@ -84,7 +85,46 @@ size_t operand_span(bool trans, int rows, int cols, int ld, long long stride, in
 }
 }  // namespace
 
+__nv_bfloat16* Context::param_shadow(const float* params, size_t n) {
+  for (const ParamShadow& s : shadows_)
+    if (s.params == params && s.n == n) return s.copy;
+  forget_shadow(params);
+  ParamShadow s{params, n, nullptr};
+  MM_CUDA_CHECK(cudaMalloc(&s.copy, n * sizeof(__nv_bfloat16)));
+  track(static_cast<long long>(n * sizeof(__nv_bfloat16)));
+  shadows_.push_back(s);
+  return s.copy;
+}
+
+const __nv_bfloat16* Context::shadow_of(const float* x, size_t n) const {
+  for (const ParamShadow& s : shadows_)
+    if (x >= s.params && x + n <= s.params + s.n) return s.copy + (x - s.params);
+  return nullptr;
+}
+
+void Context::refresh_shadows(const void* dst, size_t bytes) {
+  const auto* begin = static_cast<const float*>(dst);
+  const float* end = begin + bytes / sizeof(float);
+  for (const ParamShadow& s : shadows_) {
+    const float* from = std::max(begin, s.params);
+    const float* to = std::min(end, s.params + s.n);
+    if (from < to) round_to_bf16(*this, s.copy + (from - s.params), from, static_cast<size_t>(to - from));
+  }
+}
+
+void Context::forget_shadow(const void* params) {
+  for (auto it = shadows_.begin(); it != shadows_.end(); ++it)
+    if (it->params == params) {
+      MM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      MM_CUDA_CHECK(cudaFree(it->copy));
+      track(-static_cast<long long>(it->n * sizeof(__nv_bfloat16)));
+      shadows_.erase(it);
+      return;
+    }
+}
+
 const __nv_bfloat16* to_bf16(Context& ctx, int slot, const float* src, size_t n) {
+  if (const __nv_bfloat16* shadow = ctx.shadow_of(src, n)) return shadow;  // a weight: AdamW keeps its bf16 copy
   auto* dst = reinterpret_cast<__nv_bfloat16*>(ctx.scratch(slot, (n + 1) / 2));
   round_to_bf16(ctx, dst, src, n);
   return dst;

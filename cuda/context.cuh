@@ -74,6 +74,15 @@ struct LtPlanKey {
   auto operator<=>(const LtPlanKey&) const = default;
 };
 
+// A bf16 copy of a parameter buffer (precision bf16): AdamW writes it next to the fp32 weights, so GEMMs
+// take weights without rounding them in every call; other writes into the buffer (loading, copies) are
+// re-rounded into it at once (Context::refresh_shadows), so it always equals the rounded parameters.
+struct ParamShadow {
+  const float* params = nullptr;
+  size_t n = 0;
+  __nv_bfloat16* copy = nullptr;
+};
+
 class Context {
  public:
   explicit Context(Precision precision);
@@ -105,6 +114,15 @@ class Context {
   const std::string& name() const { return name_; }
   LtPlan& lt_plan(const LtPlanKey& key) { return lt_plans_[key]; }  // an unbuilt plan (desc null) the first time
 
+  // The bf16 shadow of params [0, n), made on first use (AdamW's).
+  __nv_bfloat16* param_shadow(const float* params, size_t n);
+  // The shadow's copy of x [0, n) when it lies inside a shadowed buffer, else null.
+  const __nv_bfloat16* shadow_of(const float* x, size_t n) const;
+  // Re-rounds whatever part of a shadowed buffer [dst, dst + bytes) covers (after a write there).
+  void refresh_shadows(const void* dst, size_t bytes);
+  // Drops the shadow of a buffer that is being freed.
+  void forget_shadow(const void* params);
+
  private:
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -116,6 +134,7 @@ class Context {
   std::vector<std::pair<void*, size_t>> scratch_;
   std::vector<long long> scratch_keys_;  // per slot, what keyed_scratch last filled it for (-1: nothing)
   std::map<LtPlanKey, LtPlan> lt_plans_;
+  std::vector<ParamShadow> shadows_;
   long long held_ = 0, peak_ = 0;
 };
 

@@ -35,6 +35,7 @@ class CudaOps final : public Ops<float> {
     return ptr;
   }
   void free_bytes(void* ptr) override {
+    ctx_.forget_shadow(ptr);
     cudaStreamSynchronize(ctx_.stream());
     ctx_.track(-static_cast<long long>(sizes_[ptr]));
     sizes_.erase(ptr);
@@ -44,23 +45,38 @@ class CudaOps final : public Ops<float> {
   double matmul_tflops(int n) override { return cuda::measure_gemm_tflops(ctx_, n); }
   void to_device(void* dst, const void* src, size_t bytes) override {
     MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx_.stream()));
+    ctx_.refresh_shadows(dst, bytes);
     MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream()));  // the host buffer may be reused at once
   }
   void to_host(void* dst, const void* src, size_t bytes) override {
     MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx_.stream()));
     MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream()));
   }
-  void zero(float* x, size_t n) override { MM_CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), ctx_.stream())); }
+  // Writes that may land in a parameter buffer keep its bf16 shadow (Context::refresh_shadows) current.
+  void zero(float* x, size_t n) override {
+    MM_CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), ctx_.stream()));
+    ctx_.refresh_shadows(x, n * sizeof(float));
+  }
   void copy(float* dst, const float* src, size_t n) override {
     MM_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, ctx_.stream()));
+    ctx_.refresh_shadows(dst, n * sizeof(float));
   }
   void synchronize() override { MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream())); }
   bool can_record() const override { return true; }
   std::unique_ptr<Recording> record(const std::function<void()>& issue) override { return cuda::record_graph(ctx_, issue); }
 
-  void add_inplace(float* dst, const float* src, size_t n) override { cuda::add_inplace(ctx_, dst, src, n); }
-  void add(float* out, const float* a, const float* b, size_t n) override { cuda::add(ctx_, out, a, b, n); }
-  void axpy(float* y, const float* x, float alpha, size_t n) override { cuda::axpy(ctx_, y, x, alpha, n); }
+  void add_inplace(float* dst, const float* src, size_t n) override {
+    cuda::add_inplace(ctx_, dst, src, n);
+    ctx_.refresh_shadows(dst, n * sizeof(float));
+  }
+  void add(float* out, const float* a, const float* b, size_t n) override {
+    cuda::add(ctx_, out, a, b, n);
+    ctx_.refresh_shadows(out, n * sizeof(float));
+  }
+  void axpy(float* y, const float* x, float alpha, size_t n) override {
+    cuda::axpy(ctx_, y, x, alpha, n);
+    ctx_.refresh_shadows(y, n * sizeof(float));
+  }
   void distance_loss(float* losses, float* dout, const float* out, const float* target, const float* weights, int N, int D, int kind) override {
     cuda::distance_loss(ctx_, losses, dout, out, target, weights, N, D, kind);
   }

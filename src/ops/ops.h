@@ -196,7 +196,9 @@ class Ops {
 
   // sum of squares of x (deterministic order); the result is returned to the host
   virtual double sum_squares(const T* x, size_t n) = 0;
-  // AdamW on a flat buffer: g' = g * grad_scale; bias-corrected; decoupled weight decay.
+  // AdamW on a flat buffer: g' = g * grad_scale; bias-corrected; decoupled weight decay. The CUDA bf16
+  // backend also writes a bf16 copy of `params` that its GEMMs then read; it stays current as long as
+  // the buffer is written only through adamw, to_device, copy, zero, add, add_inplace and axpy.
   virtual void adamw(T* params, const T* grads, T* m, T* v, size_t n, float lr, float beta1, float beta2, float eps,
                      float weight_decay, int step, float grad_scale) = 0;
 };
