@@ -24,8 +24,8 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 // Two adjacent results stored as fp32 or rounded to bf16; values read back as float.
 __device__ __forceinline__ void store_pair(float* p, float lo, float hi) { *reinterpret_cast<float2*>(p) = make_float2(lo, hi); }
 __device__ __forceinline__ void store_pair(bf16* p, float lo, float hi) { *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(lo, hi); }
-__device__ __forceinline__ float as_float(float x) { return x; }
-__device__ __forceinline__ float as_float(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float2 load_pair(const float* p) { return *reinterpret_cast<const float2*>(p); }
+__device__ __forceinline__ float2 load_pair(const bf16* p) { return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p)); }
 
 // d[16x8] += a[16x16] b[16x8], bf16 inputs, fp32 accumulators.
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -352,7 +352,8 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward_kernel(OutT* out, f
   }
 }
 
-// delta[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d], one warp per (b, t, h); fp32 or bf16 inputs.
+// delta[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d], one warp per (b, t, h), two values per lane and
+// load (Dh is even); fp32 or bf16 inputs.
 template <class InT>
 __global__ void attention_delta_kernel(float* delta, const InT* dout, const InT* out, int B, int T, int D, int H) {
   const int Dh = D / H;
@@ -363,7 +364,10 @@ __global__ void attention_delta_kernel(float* delta, const InT* dout, const InT*
   const InT* a = dout + bt * D + h * Dh;
   const InT* o = out + bt * D + h * Dh;
   float sum = 0.f;
-  for (int d = threadIdx.x % 32; d < Dh; d += 32) sum += as_float(a[d]) * as_float(o[d]);
+  for (int d = 2 * (threadIdx.x % 32); d < Dh; d += 64) {
+    const float2 x = load_pair(a + d), y = load_pair(o + d);
+    sum += x.x * y.x + x.y * y.y;
+  }
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
   const size_t b = bt / T, t = bt % T;
   if (threadIdx.x % 32 == 0) delta[(b * H + h) * T + t] = sum;
