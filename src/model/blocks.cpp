@@ -56,7 +56,7 @@ class MixerBlock final : public Block<T> {
  public:
   MixerBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, SharedBuffers<T> shared)
       : c_(c), s_(s), ops_(ops), acts_(ops), recompute_(shared.ffn_state != nullptr),
-        ln2_transient_(ops.ffn_keeps_input() && !recompute_ && shared.normed) {
+        ln2_transient_(ops.ffn_keeps_input() && !recompute_ && shared.transient) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, ModelKind::Mixer);
@@ -106,9 +106,9 @@ class MixerBlock final : public Block<T> {
     pr_b_ = t.entries().size(); r.bias(t, pre + "ff.proj.bias", {D}, F);
 
     ln1_ = acts_.make(rows * D); ln1_mean_ = acts_.make(rows); ln1_rstd_ = acts_.make(rows);
-    mix_out_ = acts_.make(rows * D);
+    mix_out_ = shared.transient ? shared.transient : acts_.make(rows * D);  // read only by the residual add below
     x2_ = acts_.make(rows * D);
-    ln2_ = ln2_transient_ ? shared.normed : acts_.make(rows * D);
+    ln2_ = ln2_transient_ ? shared.transient : acts_.make(rows * D);
     ln2_mean_ = acts_.make(rows); ln2_rstd_ = acts_.make(rows);
     ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::Gelu));
   }
@@ -216,7 +216,7 @@ class MixerBlock final : public Block<T> {
   Ops<T>& ops_;
   Acts<T> acts_;
   bool recompute_;       // ffn_state_ is the model's shared state, rebuilt in backward
-  bool ln2_transient_;   // ln2_ is the model's shared `normed` buffer: only the forward reads it
+  bool ln2_transient_;   // ln2_ is the model's shared `transient` buffer (as mix_out_): only the forward reads it
   size_t ln1_w_, ln1_b_, ln2_w_, ln2_b_, fc_w_, fc_b_, pr_w_, pr_b_, proj_w_ = 0, proj_b_ = 0, out_w_ = 0, out_b_ = 0;
   std::vector<size_t> mix_w_, mix_c_;
   const T* x_ = nullptr;
@@ -233,8 +233,8 @@ class LlamaBlock final : public Block<T> {
   LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid,
              SharedBuffers<T> shared)
       : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(shared.ffn_state != nullptr), shared_attention_(shared.attention_state != nullptr),
-        h1_transient_(ops.self_attention_keeps_input(c.d_model, c.heads) && !shared_attention_ && shared.normed),
-        h2_transient_(ops.ffn_keeps_input() && !recompute_ && shared.normed) {
+        h1_transient_(ops.self_attention_keeps_input(c.d_model, c.heads) && !shared_attention_ && shared.transient),
+        h2_transient_(ops.ffn_keeps_input() && !recompute_ && shared.transient) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, c.kind);
@@ -252,7 +252,7 @@ class LlamaBlock final : public Block<T> {
     down_w_ = t.entries().size(); r.weight(t, pre + "mlp.down.weight", {D, F}, F);
 
     const size_t rows = static_cast<size_t>(max_batch) * T_;
-    h1_ = h1_transient_ ? shared.normed : acts_.make(rows * D);
+    h1_ = h1_transient_ ? shared.transient : acts_.make(rows * D);
     rstd1_ = acts_.make(rows);
     att_state_ = shared_attention_ ? shared.attention_state : acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads));
     if (hybrid) {  // the mix's input o = Wo att is needed in backward; plain Llama never keeps it
@@ -260,7 +260,7 @@ class LlamaBlock final : public Block<T> {
       mixo_ = acts_.make(rows * D);
     }
     x2_ = acts_.make(rows * D);
-    h2_ = h2_transient_ ? shared.normed : acts_.make(rows * D);
+    h2_ = h2_transient_ ? shared.transient : acts_.make(rows * D);
     rstd2_ = acts_.make(rows);
     ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::SwiGlu));
   }
@@ -318,7 +318,7 @@ class LlamaBlock final : public Block<T> {
   bool hybrid_;
   bool recompute_;         // ffn_state_ is the model's shared state, rebuilt in backward
   bool shared_attention_;  // att_state_ too (a backend whose attention is fused keeps a small state per block)
-  bool h1_transient_, h2_transient_;  // h1_/h2_ are the model's shared `normed` buffer: only the forward reads them
+  bool h1_transient_, h2_transient_;  // h1_/h2_ are the model's shared `transient` buffer: only the forward reads them
   size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
   const T* x_ = nullptr;
   T *h1_, *rstd1_, *att_state_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *ffn_state_;

@@ -30,9 +30,13 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
     shared.ffn_state = recompute_ffn_.get();
     shared.attention_state = recompute_attention_.get();
   }
-  if (max_batch > 0 && config.kind != ModelKind::Gpt && (ops.ffn_keeps_input() || (llama && ops.self_attention_keeps_input(D, config.heads)))) {
-    shared_normed_ = DeviceArray<T, T>(ops, static_cast<size_t>(max_batch) * T_ * D);
-    shared.normed = shared_normed_.get();
+  // SharedBuffers::transient: every mixer block's mixing output; Llama's norm outputs where the backend
+  // keeps the sublayer inputs (and they are not rebuilt in backward)
+  const bool llama_transient =
+      llama && ((ops.ffn_keeps_input() && !recompute) || (ops.self_attention_keeps_input(D, config.heads) && !recompute_attention_.get()));
+  if (max_batch > 0 && (config.kind == ModelKind::Mixer || llama_transient)) {
+    shared_transient_ = DeviceArray<T, T>(ops, static_cast<size_t>(max_batch) * T_ * D);
+    shared.transient = shared_transient_.get();
   }
   for (int l = 0; l < config.n_layers; ++l) blocks_.push_back(make_block<T>(config_, l, table_, store_, ops, max_batch, shared));
   if (config.kind == ModelKind::Llama || config.kind == ModelKind::Hybrid) final_norm_ = table_.add("final_norm.weight", {D}, InitKind::Ones);
@@ -73,7 +77,7 @@ size_t Model<T>::activation_bytes_per_sequence() const {
   for (const auto& block : blocks_) elements += block->activation_elements();
   for (const auto& r : resid_) elements += r.size();
   for (const DeviceArray<T, T>* a : {&final_, &final_rstd_, &logits_, &losses_, &dhidden_, &dresid_a_, &dresid_b_, &ws_a_, &ws_b_, &ws_c_, &recompute_ffn_,
-                                   &recompute_attention_, &shared_normed_})
+                                   &recompute_attention_, &shared_transient_})
     elements += a->size();
   return elements * sizeof(T) / static_cast<size_t>(max_batch_);
 }

@@ -83,7 +83,7 @@ class Model {
   std::vector<DeviceArray<T, T>> resid_;  // L+1 buffers [B,T,D]
   DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dhidden_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
   DeviceArray<T, T> recompute_ffn_, recompute_attention_;  // SharedBuffers for the blocks (empty unless recompute)
-  DeviceArray<T, T> shared_normed_;                         // SharedBuffers::normed (empty where no backend keeps its input)
+  DeviceArray<T, T> shared_transient_;                      // SharedBuffers::transient (empty where no block needs it)
   int last_batch_ = 0;
   int64_t n_targets_ = 0;
   // train_step's recording, the (batch, targets) it was made for, and the last shape run directly
