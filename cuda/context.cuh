@@ -53,7 +53,7 @@ enum ScratchSlot : int {
   kSlotCastC,         // linear backward in bf16: a third operand kept for a second GEMM
   kSlotAttentionDelta,  // flash attention backward: rowsum(dO * O) [B, H, T]
   kSlotRotatedQkv,      // attention (GEMM path) with RoPE: the rotated copy of qkv [B, T, 3D]
-  kSlotQkvRows,         // self-attention in bf16: the qkv projection in fp32 before it is rounded [B, T, 3D]
+  kSlotQkvRows,         // self-attention in bf16 with a qkv bias: the fp32 projection before it is rounded [B, T, 3D]
 };
 
 // A cuBLASLt plan for one linear-layer shape: descriptors and the heuristic's algorithm, built on first

@@ -3,6 +3,8 @@
 // of a 16-wide tile (and again 8 columns further for A operands).
 #include "flash_attention.cuh"
 
+#include <type_traits>
+
 #include "attention.cuh"
 
 namespace mm::cuda {
@@ -567,15 +569,21 @@ void backward(Context& ctx, OutT* dqkv, const bf16* dout16, const bf16* qkv16, c
   MM_LAUNCH_CHECK();
 }
 
-template <class OutT>
-void forward_any(Context& ctx, OutT* out, float* lse, const bf16* qkv16, int B, int T, int D, int H) {
-  switch (D / H) {
-    case 16: return forward<16>(ctx, out, lse, qkv16, B, T, D, H);
-    case 32: return forward<32>(ctx, out, lse, qkv16, B, T, D, H);
-    case 64: return forward<64>(ctx, out, lse, qkv16, B, T, D, H);
-    case 128: return forward<128>(ctx, out, lse, qkv16, B, T, D, H);
+// Calls launch(std::integral_constant<int, Dh>{}) for head size Dh.
+template <class Launch>
+void for_head_size(int Dh, Launch&& launch) {
+  switch (Dh) {
+    case 16: return launch(std::integral_constant<int, 16>{});
+    case 32: return launch(std::integral_constant<int, 32>{});
+    case 64: return launch(std::integral_constant<int, 64>{});
+    case 128: return launch(std::integral_constant<int, 128>{});
     default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
   }
+}
+
+template <class OutT>
+void forward_any(Context& ctx, OutT* out, float* lse, const bf16* qkv16, int B, int T, int D, int H) {
+  for_head_size(D / H, [&](auto dh) { forward<decltype(dh)::value>(ctx, out, lse, qkv16, B, T, D, H); });
 }
 
 // delta = rowsum(dout * out) per head, then the dK/dV and dQ kernels.
@@ -586,13 +594,7 @@ void backward_any(Context& ctx, OutT* dqkv, const bf16* dout16, const InT* dout,
   const size_t rows = static_cast<size_t>(B) * T * H;
   attention_delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, ctx.stream()>>>(delta, dout, out, B, T, D, H);
   MM_LAUNCH_CHECK();
-  switch (D / H) {
-    case 16: return backward<16>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope);
-    case 32: return backward<32>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope);
-    case 64: return backward<64>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope);
-    case 128: return backward<128>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope);
-    default: throw_error("CUDA", 0, "flash attention: unsupported head size", __FILE__, __LINE__);
-  }
+  for_head_size(D / H, [&](auto dh) { backward<decltype(dh)::value>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope); });
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
-// Flash-style causal attention for precision bf16: online softmax, no [B,H,T,T] tensor. q, k, v are
-// read straight from the fp32 rows qkv [B,T,3D] and rounded to bf16 on the way into shared memory;
-// the products run on bf16 tensor cores (mma.sync m16n8k16) with fp32 accumulation, and the
-// probabilities are rounded to bf16 before they multiply v (PyTorch's flash kernel does the same).
-// With rope, q and k are rotated (RoPE) in the same pass that rounds them, and backward rotates dq and
-// dk back in registers before storing them: no separate RoPE passes.
+// Flash-style causal attention for precision bf16: online softmax, no [B,H,T,T] tensor. The kernels
+// read q, k, v as bf16 rows qkv16 [B,T,3D] (the fp32 entry points round qkv into a scratch copy first,
+// rotating q and k by RoPE in that pass); the products run on bf16 tensor cores (mma.sync m16n8k16)
+// with fp32 accumulation, and the probabilities are rounded to bf16 before they multiply v (PyTorch's
+// flash kernel does the same). Backward rotates dq and dk back in registers before storing them: no
+// separate RoPE passes.
 // Forward keeps only the row log-sum-exp lse [B,H,T] for backward. Backward is deterministic (no
 // atomics): one kernel owns a block of keys and sums dK, dV over the queries; a second owns a block of
 // queries and sums dQ over the keys (each recomputes the probabilities it needs).
