@@ -133,8 +133,9 @@ class MixerBlock final : public Block<T> {
     T* dx2 = ws.c;   // [N,D]
     if (recompute_)  // the shared state holds the last block's values: rebuild this block's (bit-identical)
       ops_.ffn_forward(nullptr, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), nullptr, N, D, F, FfnActivation::Gelu);
-    ops_.ffn_backward(dln, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, ln2_transient_ ? nullptr : ln2_, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
-                      FfnActivation::Gelu, dff, dff);
+    const T* ln2_kept = ln2_transient_ ? nullptr : ln2_;  // null: the backend's state holds the input
+    ops_.ffn_backward(dln, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, ln2_kept, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D,
+                      F, FfnActivation::Gelu, dff, dff);
     ops_.layernorm_backward(dx2, s_.g(ln2_w_), s_.g(ln2_b_), dln, dy, x2_, s_.p(ln2_w_), ln2_mean_, ln2_rstd_, N, D);
     token_mix_backward(dx2, dln, B, ws.a);
     ops_.layernorm_backward(dx, s_.g(ln1_w_), s_.g(ln1_b_), dln, dx2, x_, s_.p(ln1_w_), ln1_mean_, ln1_rstd_, N, D);
@@ -293,7 +294,8 @@ class LlamaBlock final : public Block<T> {
     if (recompute_)  // rebuild this block's feed-forward state in the shared buffer (bit-identical)
       ops_.ffn_forward(nullptr, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, nullptr, N, D, F, FfnActivation::SwiGlu);
     // dh2 [N,D] into mid, which also serves as the [N,F] activation gradient; wide takes the [N,2F] one
-    ops_.ffn_backward(mid, s_.g(gu_w_), nullptr, s_.g(down_w_), nullptr, dy, h2_transient_ ? nullptr : h2_, ffn_state_, s_.p(gu_w_), nullptr, s_.p(down_w_), N, D, F,
+    const T* h2_kept = h2_transient_ ? nullptr : h2_;  // null: the backend's state holds the input
+    ops_.ffn_backward(mid, s_.g(gu_w_), nullptr, s_.g(down_w_), nullptr, dy, h2_kept, ffn_state_, s_.p(gu_w_), nullptr, s_.p(down_w_), N, D, F,
                       FfnActivation::SwiGlu, mid, wide);
     ops_.rmsnorm_backward(dx2, s_.g(mlp_norm_), mid, dy, x2_, s_.p(mlp_norm_), rstd2_, N, D);
     const T* do_ = dx2;
@@ -305,7 +307,8 @@ class LlamaBlock final : public Block<T> {
     if (shared_attention_)  // the shared state holds the last block's values: rebuild this block's
       ops_.self_attention_forward(nullptr, att_state_, h1_, s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, nullptr, B, T_, D, H, true);
     T* dh1 = mid;  // may alias do_
-    ops_.self_attention_backward(dh1, s_.g(qkv_w_), nullptr, s_.g(out_w_), nullptr, do_, h1_transient_ ? nullptr : h1_, att_state_, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H, true,
+    const T* h1_kept = h1_transient_ ? nullptr : h1_;
+    ops_.self_attention_backward(dh1, s_.g(qkv_w_), nullptr, s_.g(out_w_), nullptr, do_, h1_kept, att_state_, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H, true,
                                  /*da=*/wide, /*dqkv=*/wide + ND);
     ops_.rmsnorm_backward(dx, s_.g(attn_norm_), dh1, dx2, x_, s_.p(attn_norm_), rstd1_, N, D);
   }
