@@ -133,18 +133,18 @@ class CudaOps final : public Ops<float> {
   }
   bool attention_is_fused(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
   // bf16 with the flash kernels: qkv, the attention output and inp kept in bf16 by cuda/self_attention.cu
-  bool self_attention_keeps_input(int D, int H) const override { return cuda::self_attention_is_fused(ctx_, D, H); }
+  bool self_attention_keeps_input(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
   size_t self_attention_state_size(int B, int T, int D, int H) const override {
-    return cuda::self_attention_is_fused(ctx_, D, H) ? cuda::self_attention_state_floats(B, T, D, H) : Ops<float>::self_attention_state_size(B, T, D, H);
+    return cuda::attention_is_fused(ctx_, D, H) ? cuda::self_attention_state_floats(B, T, D, H) : Ops<float>::self_attention_state_size(B, T, D, H);
   }
   void self_attention_forward(float* out, float* state, const float* inp, const float* wqkv, const float* bqkv, const float* wo, const float* bo,
                               const float* skip, int B, int T, int D, int H, bool rope) override {
-    if (cuda::self_attention_is_fused(ctx_, D, H)) cuda::self_attention_forward(ctx_, out, state, inp, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
+    if (cuda::attention_is_fused(ctx_, D, H)) cuda::self_attention_forward(ctx_, out, state, inp, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
     else Ops<float>::self_attention_forward(out, state, inp, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
   }
   void self_attention_backward(float* dinp, float* dwqkv, float* dbqkv, float* dwo, float* dbo, const float* dout, const float* inp, const float* state,
                                const float* wqkv, const float* wo, int B, int T, int D, int H, bool rope, float* da, float* dqkv) override {
-    if (cuda::self_attention_is_fused(ctx_, D, H))
+    if (cuda::attention_is_fused(ctx_, D, H))
       cuda::self_attention_backward(ctx_, dinp, dwqkv, dbqkv, dwo, dbo, dout, inp, state, wqkv, wo, B, T, D, H, rope, da, dqkv);
     else Ops<float>::self_attention_backward(dinp, dwqkv, dbqkv, dwo, dbo, dout, inp, state, wqkv, wo, B, T, D, H, rope, da, dqkv);
   }

@@ -115,6 +115,30 @@ __device__ void load_tile_async(bf16* tile, const bf16* src, size_t stride, int 
   }
 }
 
+// Starts copying the Keys key rows from `first` of a head's k and v (q_src + D, q_src + 2D; row stride
+// `stride`) into tile buffer `buffer` of the double-buffered k_tiles / v_tiles.
+template <int Dh, int Keys>
+__device__ __forceinline__ void load_kv_async(bf16* k_tiles, bf16* v_tiles, int buffer, const bf16* q_src, int D, size_t stride, int first, int T) {
+  constexpr int kTile = Keys * (Dh + kPad);
+  load_tile_async<Dh, Keys>(k_tiles + buffer * kTile, q_src + D, stride, first, T);
+  load_tile_async<Dh, Keys>(v_tiles + buffer * kTile, q_src + 2 * D, stride, first, T);
+}
+
+// Before using K/V tile `buffer` (keys k0..): starts the next tile's copy into the other buffer when keys
+// up to last_key remain, then waits for this tile's copy and for every thread.
+template <int Dh, int Keys>
+__device__ __forceinline__ void next_kv_tile(bf16* k_tiles, bf16* v_tiles, int buffer, const bf16* q_src, int D, size_t stride, int k0, int last_key,
+                                             int T) {
+  if (k0 + Keys <= last_key) {
+    load_kv_async<Dh, Keys>(k_tiles, v_tiles, buffer ^ 1, q_src, D, stride, k0 + Keys, T);
+    commit_async();
+    wait_async<1>();
+  } else {
+    wait_async<0>();
+  }
+  __syncthreads();
+}
+
 // B operands of two n-tiles, b[k][n] = y[k][n] from a row-major tile y (n contiguous), k0..k0+15:
 // b[0], b[1] for n0..n0+7 and b[2], b[3] for n0+8..n0+15. The transposing load does what a transposed
 // copy of the tile would.
@@ -264,8 +288,7 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward_kernel(OutT* out, f
   const bf16* q_src = qkv16 + view.qkv_offset;
   const size_t stride = 3 * static_cast<size_t>(D);
   load_tile_async<Dh, kBlockRows>(k_tiles + kTile, q_src, stride, q0, T);
-  load_tile_async<Dh, kForwardKeys>(k_tiles, q_src + D, stride, 0, T);
-  load_tile_async<Dh, kForwardKeys>(v_tiles, q_src + 2 * D, stride, 0, T);
+  load_kv_async<Dh, kForwardKeys>(k_tiles, v_tiles, 0, q_src, D, stride, 0, T);
   commit_async();
   uint32_t q_frag[Dh / 16][4];
   wait_async<0>();
@@ -280,15 +303,7 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward_kernel(OutT* out, f
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};  // base-2 max; row_sum: this lane's partial
   const int last_key = min(q0 + kBlockRows, T) - 1;
   for (int k0 = 0, buffer = 0; k0 <= last_key; k0 += kForwardKeys, buffer ^= 1) {
-    if (k0 + kForwardKeys <= last_key) {  // prefetch the next tile into the other buffer
-      load_tile_async<Dh, kForwardKeys>(k_tiles + (buffer ^ 1) * kTile, q_src + D, stride, k0 + kForwardKeys, T);
-      load_tile_async<Dh, kForwardKeys>(v_tiles + (buffer ^ 1) * kTile, q_src + 2 * D, stride, k0 + kForwardKeys, T);
-      commit_async();
-      wait_async<1>();
-    } else {
-      wait_async<0>();
-    }
-    __syncthreads();
+    next_kv_tile<Dh, kForwardKeys>(k_tiles, v_tiles, buffer, q_src, D, stride, k0, last_key, T);
     const bf16* k_tile = k_tiles + buffer * kTile;
     const bf16* v_tile = v_tiles + buffer * kTile;
     float s[kForwardKeys / 8][4] = {};  // scores [16 rows x 64 keys]
@@ -406,8 +421,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(OutT* dqk
       copy_async4((threadIdx.x < kBackwardTile ? lse_tiles : delta_tiles) + buffer * kBackwardTile + i, src, q < T);
     }
   };
-  load_tile_async<Dh, kBlockRows>(k_tile, q_src + D, stride, k0, T);
-  load_tile_async<Dh, kBlockRows>(v_tile, q_src + 2 * D, stride, k0, T);
+  load_kv_async<Dh, kBlockRows>(k_tile, v_tile, 0, q_src, D, stride, k0, T);
   load_queries(0, k0);
   commit_async();
 
@@ -483,8 +497,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(OutT* dqkv,
   const size_t stride = 3 * static_cast<size_t>(D);
   load_tile_async<Dh, kBlockRows>(q_tile, q_src, stride, q0, T);
   load_tile_async<Dh, kBlockRows>(do_tile, dout16 + view.row_offset, D, q0, T);
-  load_tile_async<Dh, kDqKeys>(k_tiles, q_src + D, stride, 0, T);
-  load_tile_async<Dh, kDqKeys>(v_tiles, q_src + 2 * D, stride, 0, T);
+  load_kv_async<Dh, kDqKeys>(k_tiles, v_tiles, 0, q_src, D, stride, 0, T);
   commit_async();
 
   const int row[2] = {q0 + 16 * warp + g, q0 + 16 * warp + g + 8};
@@ -498,15 +511,7 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(OutT* dqkv,
   float dq[Dh / 8][4] = {};
   const int last_key = min(q0 + kBlockRows, T) - 1;
   for (int k0 = 0, buffer = 0; k0 <= last_key; k0 += kDqKeys, buffer ^= 1) {
-    if (k0 + kDqKeys <= last_key) {
-      load_tile_async<Dh, kDqKeys>(k_tiles + (buffer ^ 1) * kTile, q_src + D, stride, k0 + kDqKeys, T);
-      load_tile_async<Dh, kDqKeys>(v_tiles + (buffer ^ 1) * kTile, q_src + 2 * D, stride, k0 + kDqKeys, T);
-      commit_async();
-      wait_async<1>();
-    } else {
-      wait_async<0>();
-    }
-    __syncthreads();
+    next_kv_tile<Dh, kDqKeys>(k_tiles, v_tiles, buffer, q_src, D, stride, k0, last_key, T);
     const bf16* k_tile = k_tiles + buffer * kTile;
     const bf16* v_tile = v_tiles + buffer * kTile;
     if (k0 <= q0 + 16 * warp + 15) {  // else every key of the tile follows this warp's queries

@@ -27,8 +27,6 @@ struct StateView {
 };
 }  // namespace
 
-bool self_attention_is_fused(const Context& ctx, int D, int H) { return attention_is_fused(ctx, D, H); }
-
 size_t self_attention_state_floats(int B, int T, int D, int H) { return static_cast<size_t>(B) * T * 5 * D / 2 + static_cast<size_t>(B) * H * T; }
 
 void self_attention_forward(Context& ctx, float* out, float* state, const float* inp, const float* wqkv, const float* bqkv, const float* wo,

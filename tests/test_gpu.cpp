@@ -459,9 +459,9 @@ TEST_CASE("GPU train_step is recorded as a CUDA graph and replays bit-identicall
 
 TEST_CASE("GPU bf16 weight shadow always equals the rounded parameters", "[gpu][bf16]") {
   if (!have_gpu()) return;
-  auto gpu = make_backend(Device::Cuda, Precision::Bf16);
   for (const char* descriptor : {"mixer:d32:l2:c16:v64", "llama:d32:l2:h2:c16:v64"}) {
     INFO(descriptor);
+    auto gpu = make_backend(Device::Cuda, Precision::Bf16);  // a new backend: see the memory check below
     ModelConfig config = ModelConfig::parse(descriptor);
     const int B = 2;
     const size_t N = static_cast<size_t>(B) * config.n_ctx;
@@ -479,7 +479,10 @@ TEST_CASE("GPU bf16 weight shadow always equals the rounded parameters", "[gpu][
     stepped.zero_grad();
     stepped.forward(tokens.data(), targets.data(), B, true);
     stepped.backward();
+    // Nothing has been freed on this backend yet, so its peak is what it holds: AdamW adds the bf16 copy.
+    const size_t held = gpu->peak_bytes();
     gpu->adamw(stepped.param_data(), stepped.grad_data(), m.get(), v.get(), n, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.0f, 1, 1.0f);  // writes the shadow
+    CHECK(gpu->peak_bytes() == held + n * sizeof(uint16_t));  // the shadow exists, so the checks below exercise it
     CHECK(stepped.forward(tokens.data(), targets.data(), B, false) == fresh_loss(stepped.save_params()));
     // a write that is not AdamW's (loading a checkpoint) reaches the shadow too
     Model<float> other(config, *gpu, B);

@@ -39,7 +39,7 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
     shared.transient = shared_transient_.get();
   }
   for (int l = 0; l < config.n_layers; ++l) blocks_.push_back(make_block<T>(config_, l, table_, store_, ops, max_batch, shared));
-  if (config.kind == ModelKind::Llama || config.kind == ModelKind::Hybrid) final_norm_ = table_.add("final_norm.weight", {D}, InitKind::Ones);
+  if (llama) final_norm_ = table_.add("final_norm.weight", {D}, InitKind::Ones);
   if (!config.tied) {
     head_ = table_.entries().size();
     r.weight(table_, "lm_head.weight", {V, D}, D);
