@@ -116,37 +116,38 @@ class CudaOps final : public Ops<float> {
   }
   void rope_forward(float* qkv, int B, int T, int D, int H) override { cuda::rope_forward(ctx_, qkv, B, T, D, H); }
   void rope_backward(float* dqkv, int B, int T, int D, int H) override { cuda::rope_backward(ctx_, dqkv, B, T, D, H); }
-  // bf16: hidden activations kept in bf16 by cuda/feed_forward.cu; otherwise the composed default.
-  bool ffn_keeps_input() const override { return bf16(); }
-  size_t ffn_state_size(int N, int D, int F, FfnActivation act) const override {
-    return bf16() ? cuda::ffn_state_floats(N, D, F, act) : Ops<float>::ffn_state_size(N, D, F, act);
+  // bf16: hidden activations (and the pre-norm's output) kept in bf16 by cuda/feed_forward.cu; otherwise the composed default.
+  size_t ffn_state_size(int N, int D, int F, FfnActivation act, bool prenorm) const override {
+    return bf16() ? cuda::ffn_state_floats(N, D, F, act) : Ops<float>::ffn_state_size(N, D, F, act, prenorm);
   }
-  void ffn_forward(float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2, const float* skip,
-                   int N, int D, int F, FfnActivation act) override {
-    if (bf16()) cuda::ffn_forward(ctx_, out, state, inp, w1, b1, w2, b2, skip, N, D, F, act);
-    else Ops<float>::ffn_forward(out, state, inp, w1, b1, w2, b2, skip, N, D, F, act);
+  void ffn_forward(float* out, float* state, const float* x, const PreNorm<float>& norm, const float* w1, const float* b1, const float* w2,
+                   const float* b2, const float* skip, int N, int D, int F, FfnActivation act) override {
+    if (bf16()) cuda::ffn_forward(ctx_, out, state, x, norm, w1, b1, w2, b2, skip, N, D, F, act);
+    else Ops<float>::ffn_forward(out, state, x, norm, w1, b1, w2, b2, skip, N, D, F, act);
   }
-  void ffn_backward(float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* inp, const float* state,
-                    const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact, float* dpre) override {
-    if (bf16()) cuda::ffn_backward(ctx_, dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre);
-    else Ops<float>::ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre);
+  void ffn_backward(float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* x, const float* state,
+                    const PreNorm<float>& norm, const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact,
+                    float* dpre) override {
+    if (bf16()) cuda::ffn_backward(ctx_, dinp, dw1, db1, dw2, db2, dout, x, state, norm, w1, b1, w2, N, D, F, act, dact, dpre);
+    else Ops<float>::ffn_backward(dinp, dw1, db1, dw2, db2, dout, x, state, norm, w1, b1, w2, N, D, F, act, dact, dpre);
   }
   bool attention_is_fused(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
-  // bf16 with the flash kernels: qkv, the attention output and inp kept in bf16 by cuda/self_attention.cu
-  bool self_attention_keeps_input(int D, int H) const override { return cuda::attention_is_fused(ctx_, D, H); }
-  size_t self_attention_state_size(int B, int T, int D, int H) const override {
-    return cuda::attention_is_fused(ctx_, D, H) ? cuda::self_attention_state_floats(B, T, D, H) : Ops<float>::self_attention_state_size(B, T, D, H);
+  // bf16 with the flash kernels: qkv, the attention output and h kept in bf16 by cuda/self_attention.cu
+  size_t self_attention_state_size(int B, int T, int D, int H, bool prenorm) const override {
+    return cuda::attention_is_fused(ctx_, D, H) ? cuda::self_attention_state_floats(B, T, D, H)
+                                                : Ops<float>::self_attention_state_size(B, T, D, H, prenorm);
   }
-  void self_attention_forward(float* out, float* state, const float* inp, const float* wqkv, const float* bqkv, const float* wo, const float* bo,
-                              const float* skip, int B, int T, int D, int H, bool rope) override {
-    if (cuda::attention_is_fused(ctx_, D, H)) cuda::self_attention_forward(ctx_, out, state, inp, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
-    else Ops<float>::self_attention_forward(out, state, inp, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
+  void self_attention_forward(float* out, float* state, const float* x, const PreNorm<float>& norm, const float* wqkv, const float* bqkv,
+                              const float* wo, const float* bo, const float* skip, int B, int T, int D, int H, bool rope) override {
+    if (cuda::attention_is_fused(ctx_, D, H)) cuda::self_attention_forward(ctx_, out, state, x, norm, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
+    else Ops<float>::self_attention_forward(out, state, x, norm, wqkv, bqkv, wo, bo, skip, B, T, D, H, rope);
   }
-  void self_attention_backward(float* dinp, float* dwqkv, float* dbqkv, float* dwo, float* dbo, const float* dout, const float* inp, const float* state,
-                               const float* wqkv, const float* wo, int B, int T, int D, int H, bool rope, float* da, float* dqkv) override {
+  void self_attention_backward(float* dinp, float* dwqkv, float* dbqkv, float* dwo, float* dbo, const float* dout, const float* x, const float* state,
+                               const PreNorm<float>& norm, const float* wqkv, const float* wo, int B, int T, int D, int H, bool rope, float* da,
+                               float* dqkv) override {
     if (cuda::attention_is_fused(ctx_, D, H))
-      cuda::self_attention_backward(ctx_, dinp, dwqkv, dbqkv, dwo, dbo, dout, inp, state, wqkv, wo, B, T, D, H, rope, da, dqkv);
-    else Ops<float>::self_attention_backward(dinp, dwqkv, dbqkv, dwo, dbo, dout, inp, state, wqkv, wo, B, T, D, H, rope, da, dqkv);
+      cuda::self_attention_backward(ctx_, dinp, dwqkv, dbqkv, dwo, dbo, dout, x, state, norm, wqkv, wo, B, T, D, H, rope, da, dqkv);
+    else Ops<float>::self_attention_backward(dinp, dwqkv, dbqkv, dwo, dbo, dout, x, state, norm, wqkv, wo, B, T, D, H, rope, da, dqkv);
   }
   void attention_forward(float* out, float* state, const float* qkv, int B, int T, int D, int H, bool rope) override {
     cuda::attention_forward(ctx_, out, state, qkv, B, T, D, H, rope);

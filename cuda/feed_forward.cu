@@ -3,6 +3,7 @@
 #include "activations.cuh"
 #include "feed_forward.cuh"
 #include "linear.cuh"
+#include "norms.cuh"
 #include "reduce.cuh"
 
 namespace mm::cuda {
@@ -158,20 +159,21 @@ struct FfnState {
 
 size_t ffn_state_floats(int N, int D, int F, FfnActivation act) { return (static_cast<size_t>(N) * (D + ffn_pre_width(F, act) + F) + 1) / 2; }
 
-void ffn_forward(Context& ctx, float* out, float* state, const float* inp, const float* w1, const float* b1, const float* w2, const float* b2,
-                 const float* skip, int N, int D, int F, FfnActivation act) {
+void ffn_forward(Context& ctx, float* out, float* state, const float* x, const PreNorm<float>& norm, const float* w1, const float* b1, const float* w2,
+                 const float* b2, const float* skip, int N, int D, int F, FfnActivation act) {
   const int Fp = ffn_pre_width(F, act);
   const FfnState s(state, N, D, Fp);
-  round_to_bf16(ctx, s.x, inp, static_cast<size_t>(N) * D);
+  prenorm_forward(ctx, norm, s.x, x, N, D);  // h (or x) in bf16, straight into the state
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
-  gemm_bf16(ctx, false, true, N, Fp, D, s.x, D, w1_16, D, s.pre, Fp);  // pre = x w1^T (b1 is added by the activation)
+  gemm_bf16(ctx, false, true, N, Fp, D, s.x, D, w1_16, D, s.pre, Fp);  // pre = h w1^T (b1 is added by the activation)
   activation_forward(ctx, s.act, s.pre, b1, N, F, act);
   if (!out) return;  // recompute: the state is all that was asked for
   linear_forward(ctx, out, GemmOperand{nullptr, s.act}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, skip, N, F, D);
 }
 
-void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* inp, const float* state,
-                  const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact, float* dpre) {
+void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* x, const float* state,
+                  const PreNorm<float>& norm, const float* w1, const float* b1, const float* w2, int N, int D, int F, FfnActivation act, float* dact,
+                  float* dpre) {
   const int Fp = ffn_pre_width(F, act);
   const FfnState s(state, N, D, Fp);
   bf16* dact16 = reinterpret_cast<bf16*>(dact);  // [N,F]
@@ -184,8 +186,13 @@ void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2,
   activation_backward(ctx, dpre16, dact16, s.pre, b1, N, F, act);
   if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
-  gemm_bf16(ctx, true, false, Fp, D, N, 1.f, dpre16, Fp, 0, s.x, D, 0, 1.f, dw1, D, 0);   // dw1 += dpre^T x
-  gemm_bf16(ctx, false, false, N, D, Fp, 1.f, dpre16, Fp, 0, w1_16, D, 0, 0.f, dinp, D, 0);  // dinp = dpre w1 (dact is consumed)
+  gemm_bf16(ctx, true, false, Fp, D, N, 1.f, dpre16, Fp, 0, s.x, D, 0, 1.f, dw1, D, 0);  // dw1 += dpre^T h
+  if (norm.on()) {  // dh = dpre w1 in bf16 (into dact, consumed; distinct from dpre), then the norm's backward
+    gemm_bf16(ctx, false, false, N, D, Fp, dpre16, Fp, w1_16, D, dact16, D);
+    prenorm_backward(ctx, norm, dinp, dact16, x, N, D);
+  } else {
+    gemm_bf16(ctx, false, false, N, D, Fp, 1.f, dpre16, Fp, 0, w1_16, D, 0, 0.f, dinp, D, 0);  // dinp = dpre w1 (dact is consumed)
+  }
 }
 
 }  // namespace mm::cuda

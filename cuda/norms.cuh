@@ -10,4 +10,10 @@ void layernorm_backward(Context& ctx, float* dx, float* dw, float* db, const flo
 void rmsnorm_forward(Context& ctx, float* out, float* rstd, const float* x, const float* w, int N, int D);
 void rmsnorm_backward(Context& ctx, float* dx, float* dw, const float* dout, const float* dskip, const float* x, const float* w, const float* rstd, int N,
                       int D);
+
+// A sublayer's pre-norm (Ops PreNorm) at precision bf16: forward writes h = norm(x) (x itself when the
+// norm is off) rounded to bf16 into `h` and returns it; backward takes the bf16 gradient dh and writes
+// dx (plus norm.dskip), accumulating the norm's parameter gradients.
+const __nv_bfloat16* prenorm_forward(Context& ctx, const PreNorm<float>& norm, __nv_bfloat16* h, const float* x, int N, int D);
+void prenorm_backward(Context& ctx, const PreNorm<float>& norm, float* dx, const __nv_bfloat16* dh, const float* x, int N, int D);
 }  // namespace mm::cuda

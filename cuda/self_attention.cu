@@ -5,6 +5,7 @@
 #include "attention.cuh"
 #include "flash_attention.cuh"
 #include "linear.cuh"
+#include "norms.cuh"
 #include "reduce.cuh"
 
 namespace mm::cuda {
@@ -17,7 +18,7 @@ using bf16 = __nv_bfloat16;
 struct StateView {
   bf16* qkv;   // [N,3D]
   bf16* a;     // [N,D]
-  bf16* x;     // [N,D] the input
+  bf16* x;     // [N,D] the input h (normalized when a pre-norm is given)
   float* lse;  // [B,H,T]
   StateView(const float* state, int N, int D)
       : qkv(reinterpret_cast<bf16*>(const_cast<float*>(state))),
@@ -29,11 +30,11 @@ struct StateView {
 
 size_t self_attention_state_floats(int B, int T, int D, int H) { return static_cast<size_t>(B) * T * 5 * D / 2 + static_cast<size_t>(B) * H * T; }
 
-void self_attention_forward(Context& ctx, float* out, float* state, const float* inp, const float* wqkv, const float* bqkv, const float* wo,
-                            const float* bo, const float* skip, int B, int T, int D, int H, bool rope) {
+void self_attention_forward(Context& ctx, float* out, float* state, const float* x, const PreNorm<float>& norm, const float* wqkv, const float* bqkv,
+                            const float* wo, const float* bo, const float* skip, int B, int T, int D, int H, bool rope) {
   const int N = B * T;
   const StateView s(state, N, D);
-  round_to_bf16(ctx, s.x, inp, static_cast<size_t>(N) * D);
+  prenorm_forward(ctx, norm, s.x, x, N, D);  // h (or x) in bf16, straight into the state
   const bf16* wqkv16 = to_bf16(ctx, kSlotCastA, wqkv, static_cast<size_t>(3) * D * D);
   if (bqkv) {  // the bias in the GEMM's fp32 epilogue, then q, k (rotated) and v rounded once
     float* qkv = ctx.scratch(kSlotQkvRows, static_cast<size_t>(N) * 3 * D);
@@ -48,8 +49,9 @@ void self_attention_forward(Context& ctx, float* out, float* state, const float*
   linear_forward(ctx, out, GemmOperand{nullptr, s.a}, gemm_operand(ctx, kSlotCastA, wo, static_cast<size_t>(D) * D), bo, skip, N, D, D);
 }
 
-void self_attention_backward(Context& ctx, float* dinp, float* dwqkv, float* dbqkv, float* dwo, float* dbo, const float* dout, const float* inp,
-                             const float* state, const float* wqkv, const float* wo, int B, int T, int D, int H, bool rope, float* da, float* dqkv) {
+void self_attention_backward(Context& ctx, float* dinp, float* dwqkv, float* dbqkv, float* dwo, float* dbo, const float* dout, const float* x,
+                             const float* state, const PreNorm<float>& norm, const float* wqkv, const float* wo, int B, int T, int D, int H, bool rope,
+                             float* da, float* dqkv) {
   const int N = B * T;
   const StateView s(state, N, D);
   bf16* da16 = reinterpret_cast<bf16*>(da);      // [N,D]
@@ -62,8 +64,13 @@ void self_attention_backward(Context& ctx, float* dinp, float* dwqkv, float* dbq
   flash_attention_backward(ctx, dqkv16, da16, s.qkv, s.a, s.lse, B, T, D, H, rope);         // dout (and da) are consumed
   if (dbqkv) column_sum_accumulate(ctx, dbqkv, dqkv16, N, 3 * D);
   const bf16* wqkv16 = to_bf16(ctx, kSlotCastA, wqkv, static_cast<size_t>(3) * D * D);
-  gemm_bf16(ctx, true, false, 3 * D, D, N, 1.f, dqkv16, 3 * D, 0, s.x, D, 0, 1.f, dwqkv, D, 0);    // dwqkv += dqkv^T x
-  gemm_bf16(ctx, false, false, N, D, 3 * D, 1.f, dqkv16, 3 * D, 0, wqkv16, D, 0, 0.f, dinp, D, 0);  // dinp = dqkv wqkv
+  gemm_bf16(ctx, true, false, 3 * D, D, N, 1.f, dqkv16, 3 * D, 0, s.x, D, 0, 1.f, dwqkv, D, 0);  // dwqkv += dqkv^T h
+  if (norm.on()) {  // dh = dqkv wqkv in bf16 (into da, consumed), then the norm's backward
+    gemm_bf16(ctx, false, false, N, D, 3 * D, dqkv16, 3 * D, wqkv16, D, da16, D);
+    prenorm_backward(ctx, norm, dinp, da16, x, N, D);
+  } else {
+    gemm_bf16(ctx, false, false, N, D, 3 * D, 1.f, dqkv16, 3 * D, 0, wqkv16, D, 0, 0.f, dinp, D, 0);  // dinp = dqkv wqkv
+  }
 }
 
 }  // namespace mm::cuda

@@ -55,8 +55,7 @@ template <class T>
 class MixerBlock final : public Block<T> {
  public:
   MixerBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, SharedBuffers<T> shared)
-      : c_(c), s_(s), ops_(ops), acts_(ops), recompute_(shared.ffn_state != nullptr),
-        ln2_transient_(ops.ffn_keeps_input() && !recompute_ && shared.transient) {
+      : c_(c), s_(s), ops_(ops), acts_(ops), recompute_(shared.ffn_state != nullptr) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, ModelKind::Mixer);
@@ -108,9 +107,8 @@ class MixerBlock final : public Block<T> {
     ln1_ = acts_.make(rows * D); ln1_mean_ = acts_.make(rows); ln1_rstd_ = acts_.make(rows);
     mix_out_ = shared.transient ? shared.transient : acts_.make(rows * D);  // read only by the residual add below
     x2_ = acts_.make(rows * D);
-    ln2_ = ln2_transient_ ? shared.transient : acts_.make(rows * D);
     ln2_mean_ = acts_.make(rows); ln2_rstd_ = acts_.make(rows);
-    ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::Gelu));
+    ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::Gelu, /*prenorm=*/true));
   }
 
   void forward(const T* x, T* y, int B) override {
@@ -119,8 +117,7 @@ class MixerBlock final : public Block<T> {
     ops_.layernorm_forward(ln1_, ln1_mean_, ln1_rstd_, x, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
     token_mix_forward(B);
     ops_.add(x2_, x, mix_out_, ND);
-    ops_.layernorm_forward(ln2_, ln2_mean_, ln2_rstd_, x2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
-    ops_.ffn_forward(y, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), x2_, N, D, F, FfnActivation::Gelu);  // y = x2 + FFN
+    ops_.ffn_forward(y, ffn_state_, x2_, ln2(), s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), x2_, N, D, F, FfnActivation::Gelu);  // y = x2 + FFN(LN(x2))
     x_ = x;
   }
 
@@ -128,20 +125,24 @@ class MixerBlock final : public Block<T> {
 
   void backward(const T* dy, T* dx, int B, const Workspace<T>& ws) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_;
-    T* dff = ws.a;   // [N,F]
-    T* dln = ws.b;   // [N,D]
-    T* dx2 = ws.c;   // [N,D]
+    T* dact = ws.a;                                // [N,F]
+    T* dpre = ws.a + static_cast<size_t>(N) * F;   // [N,F] (ws.a holds 2F per row)
+    T* dln = ws.b;                                 // [N,D]
+    T* dx2 = ws.c;                                 // [N,D]
     if (recompute_)  // the shared state holds the last block's values: rebuild this block's (bit-identical)
-      ops_.ffn_forward(nullptr, ffn_state_, ln2_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), nullptr, N, D, F, FfnActivation::Gelu);
-    const T* ln2_kept = ln2_transient_ ? nullptr : ln2_;  // null: the backend's state holds the input
-    ops_.ffn_backward(dln, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, ln2_kept, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D,
-                      F, FfnActivation::Gelu, dff, dff);
-    ops_.layernorm_backward(dx2, s_.g(ln2_w_), s_.g(ln2_b_), dln, dy, x2_, s_.p(ln2_w_), ln2_mean_, ln2_rstd_, N, D);
+      ops_.ffn_forward(nullptr, ffn_state_, x2_, ln2(), s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), nullptr, N, D, F, FfnActivation::Gelu);
+    ops_.ffn_backward(dx2, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, x2_, ffn_state_, ln2(dy), s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D,
+                      F, FfnActivation::Gelu, dact, dpre);  // dx2 = dy + d FFN(LN(x2)) / dx2
     token_mix_backward(dx2, dln, B, ws.a);
     ops_.layernorm_backward(dx, s_.g(ln1_w_), s_.g(ln1_b_), dln, dx2, x_, s_.p(ln1_w_), ln1_mean_, ln1_rstd_, N, D);
   }
 
  private:
+  // LN2, applied inside the feed-forward op; dskip: the residual's gradient (backward)
+  PreNorm<T> ln2(const T* dskip = nullptr) const {
+    return {NormKind::LayerNorm, s_.p(ln2_w_), s_.p(ln2_b_), ln2_mean_, ln2_rstd_, s_.g(ln2_w_), s_.g(ln2_b_), dskip};
+  }
+
   // mix_out_ = Mix(ln1_)
   void token_mix_forward(int B) {
     const int D = c_.d_model, T_ = c_.n_ctx, N = B * T_;
@@ -217,11 +218,10 @@ class MixerBlock final : public Block<T> {
   Ops<T>& ops_;
   Acts<T> acts_;
   bool recompute_;       // ffn_state_ is the model's shared state, rebuilt in backward
-  bool ln2_transient_;   // ln2_ is the model's shared `transient` buffer (as mix_out_): only the forward reads it
   size_t ln1_w_, ln1_b_, ln2_w_, ln2_b_, fc_w_, fc_b_, pr_w_, pr_b_, proj_w_ = 0, proj_b_ = 0, out_w_ = 0, out_b_ = 0;
   std::vector<size_t> mix_w_, mix_c_;
   const T* x_ = nullptr;
-  T *ln1_, *ln1_mean_, *ln1_rstd_, *mix_out_, *x2_, *ln2_, *ln2_mean_, *ln2_rstd_, *ffn_state_;
+  T *ln1_, *ln1_mean_, *ln1_rstd_, *mix_out_, *x2_, *ln2_mean_, *ln2_rstd_, *ffn_state_;
   T *proj_ = nullptr, *mixed_ = nullptr, *inner_pre_ = nullptr, *inner_act_ = nullptr;
   std::vector<T*> branch_pre_;
 };
@@ -233,9 +233,7 @@ class LlamaBlock final : public Block<T> {
  public:
   LlamaBlock(const ModelConfig& c, int layer, ParamTable& t, const ParamStore<T>& s, Ops<T>& ops, int max_batch, bool hybrid,
              SharedBuffers<T> shared)
-      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(shared.ffn_state != nullptr), shared_attention_(shared.attention_state != nullptr),
-        h1_transient_(ops.self_attention_keeps_input(c.d_model, c.heads) && !shared_attention_ && shared.transient),
-        h2_transient_(ops.ffn_keeps_input() && !recompute_ && shared.transient) {
+      : c_(c), s_(s), ops_(ops), acts_(ops), hybrid_(hybrid), recompute_(shared.ffn_state != nullptr), shared_attention_(shared.attention_state != nullptr) {
     const int D = c.d_model, T_ = c.n_ctx, F = c.ff_mult * D;
     const std::string pre = fmt::format("blocks.{}.", layer);
     const InitRules r = init_rules_for(c.init, c.kind);
@@ -253,33 +251,29 @@ class LlamaBlock final : public Block<T> {
     down_w_ = t.entries().size(); r.weight(t, pre + "mlp.down.weight", {D, F}, F);
 
     const size_t rows = static_cast<size_t>(max_batch) * T_;
-    h1_ = h1_transient_ ? shared.transient : acts_.make(rows * D);
     rstd1_ = acts_.make(rows);
-    att_state_ = shared_attention_ ? shared.attention_state : acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads));
+    att_state_ = shared_attention_ ? shared.attention_state : acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads, /*prenorm=*/true));
     if (hybrid) {  // the mix's input o = Wo att is needed in backward; plain Llama never keeps it
       o_ = acts_.make(rows * D);
       mixo_ = acts_.make(rows * D);
     }
     x2_ = acts_.make(rows * D);
-    h2_ = h2_transient_ ? shared.transient : acts_.make(rows * D);
     rstd2_ = acts_.make(rows);
-    ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::SwiGlu));
+    ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::SwiGlu, /*prenorm=*/true));
   }
 
   void forward(const T* x, T* y, int B) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
     const size_t ND = static_cast<size_t>(N) * D;
-    ops_.rmsnorm_forward(h1_, rstd1_, x, s_.p(attn_norm_), N, D);
     if (hybrid_) {
-      ops_.self_attention_forward(o_, att_state_, h1_, s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, nullptr, B, T_, D, H, /*rope=*/true);
+      ops_.self_attention_forward(o_, att_state_, x, norm1(), s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, nullptr, B, T_, D, H, /*rope=*/true);
       ops_.mix_forward(mixo_, o_, s_.p(mix_w_), s_.p(mix_c_), B, T_, T_, D, 1, true);
       ops_.add_inplace(mixo_, o_, ND);  // o + Mix(o)
       ops_.add(x2_, x, mixo_, ND);
-    } else {  // x2 = x + Wo att
-      ops_.self_attention_forward(x2_, att_state_, h1_, s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, x, B, T_, D, H, /*rope=*/true);
+    } else {  // x2 = x + Wo att(RMSNorm(x))
+      ops_.self_attention_forward(x2_, att_state_, x, norm1(), s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, x, B, T_, D, H, /*rope=*/true);
     }
-    ops_.rmsnorm_forward(h2_, rstd2_, x2_, s_.p(mlp_norm_), N, D);
-    ops_.ffn_forward(y, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, x2_, N, D, F, FfnActivation::SwiGlu);  // y = x2 + FFN
+    ops_.ffn_forward(y, ffn_state_, x2_, norm2(), s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, x2_, N, D, F, FfnActivation::SwiGlu);  // y = x2 + FFN(RMSNorm(x2))
     x_ = x;
   }
 
@@ -289,15 +283,13 @@ class LlamaBlock final : public Block<T> {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
     const size_t ND = static_cast<size_t>(N) * D;
     T* wide = ws.a;  // [N, max(2F, 4D)]
-    T* mid = ws.b;   // [N, F]
+    T* mid = ws.b;   // [N, max(F, D)]
     T* dx2 = ws.c;   // [N, D]
     if (recompute_)  // rebuild this block's feed-forward state in the shared buffer (bit-identical)
-      ops_.ffn_forward(nullptr, ffn_state_, h2_, s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, nullptr, N, D, F, FfnActivation::SwiGlu);
-    // dh2 [N,D] into mid, which also serves as the [N,F] activation gradient; wide takes the [N,2F] one
-    const T* h2_kept = h2_transient_ ? nullptr : h2_;  // null: the backend's state holds the input
-    ops_.ffn_backward(mid, s_.g(gu_w_), nullptr, s_.g(down_w_), nullptr, dy, h2_kept, ffn_state_, s_.p(gu_w_), nullptr, s_.p(down_w_), N, D, F,
-                      FfnActivation::SwiGlu, mid, wide);
-    ops_.rmsnorm_backward(dx2, s_.g(mlp_norm_), mid, dy, x2_, s_.p(mlp_norm_), rstd2_, N, D);
+      ops_.ffn_forward(nullptr, ffn_state_, x2_, norm2(), s_.p(gu_w_), nullptr, s_.p(down_w_), nullptr, nullptr, N, D, F, FfnActivation::SwiGlu);
+    // mid takes the [N,F] activation gradient, wide the [N,2F] one
+    ops_.ffn_backward(dx2, s_.g(gu_w_), nullptr, s_.g(down_w_), nullptr, dy, x2_, ffn_state_, norm2(dy), s_.p(gu_w_), nullptr, s_.p(down_w_), N, D, F,
+                      FfnActivation::SwiGlu, mid, wide);  // dx2 = dy + d FFN(RMSNorm(x2)) / dx2
     const T* do_ = dx2;
     if (hybrid_) {  // d(o + Mix(o)) = dx2 + Mix^T dx2
       ops_.mix_backward(mid, s_.g(mix_w_), s_.g(mix_c_), dx2, o_, s_.p(mix_w_), B, T_, T_, D, 1, true);
@@ -305,15 +297,17 @@ class LlamaBlock final : public Block<T> {
       do_ = mid;
     }
     if (shared_attention_)  // the shared state holds the last block's values: rebuild this block's
-      ops_.self_attention_forward(nullptr, att_state_, h1_, s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, nullptr, B, T_, D, H, true);
-    T* dh1 = mid;  // may alias do_
-    const T* h1_kept = h1_transient_ ? nullptr : h1_;
-    ops_.self_attention_backward(dh1, s_.g(qkv_w_), nullptr, s_.g(out_w_), nullptr, do_, h1_kept, att_state_, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H, true,
-                                 /*da=*/wide, /*dqkv=*/wide + ND);
-    ops_.rmsnorm_backward(dx, s_.g(attn_norm_), dh1, dx2, x_, s_.p(attn_norm_), rstd1_, N, D);
+      ops_.self_attention_forward(nullptr, att_state_, x_, norm1(), s_.p(qkv_w_), nullptr, s_.p(out_w_), nullptr, nullptr, B, T_, D, H, true);
+    // dx = dx2 + d att(RMSNorm(x)) / dx
+    ops_.self_attention_backward(dx, s_.g(qkv_w_), nullptr, s_.g(out_w_), nullptr, do_, x_, att_state_, norm1(dx2), s_.p(qkv_w_), s_.p(out_w_), B, T_, D,
+                                 H, true, /*da=*/wide, /*dqkv=*/wide + ND);
   }
 
  private:
+  // The two RMSNorms, applied inside the sublayer ops; dskip: the residual's gradient (backward)
+  PreNorm<T> norm1(const T* dskip = nullptr) const { return {NormKind::RmsNorm, s_.p(attn_norm_), nullptr, nullptr, rstd1_, s_.g(attn_norm_), nullptr, dskip}; }
+  PreNorm<T> norm2(const T* dskip = nullptr) const { return {NormKind::RmsNorm, s_.p(mlp_norm_), nullptr, nullptr, rstd2_, s_.g(mlp_norm_), nullptr, dskip}; }
+
   const ModelConfig& c_;
   const ParamStore<T>& s_;
   Ops<T>& ops_;
@@ -321,10 +315,9 @@ class LlamaBlock final : public Block<T> {
   bool hybrid_;
   bool recompute_;         // ffn_state_ is the model's shared state, rebuilt in backward
   bool shared_attention_;  // att_state_ too (a backend whose attention is fused keeps a small state per block)
-  bool h1_transient_, h2_transient_;  // h1_/h2_ are the model's shared `transient` buffer: only the forward reads them
   size_t attn_norm_, qkv_w_, out_w_, mix_w_ = 0, mix_c_ = 0, mlp_norm_, gu_w_, down_w_;
   const T* x_ = nullptr;
-  T *h1_, *rstd1_, *att_state_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *h2_, *rstd2_, *ffn_state_;
+  T *rstd1_, *att_state_, *o_ = nullptr, *mixo_ = nullptr, *x2_, *rstd2_, *ffn_state_;
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -351,18 +344,18 @@ class GptBlock final : public Block<T> {
     ln2_b_ = t.add(pre + "ln2.bias", {D}, InitKind::Zeros);
 
     const size_t rows = static_cast<size_t>(max_batch) * T_;
-    att_state_ = acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads));
+    att_state_ = acts_.make(ops.self_attention_state_size(max_batch, T_, D, c.heads, /*prenorm=*/false));
     r1_ = acts_.make(rows * D);
     n_ = acts_.make(rows * D); mean1_ = acts_.make(rows); rstd1_ = acts_.make(rows);
-    ffn_state_ = acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::Gelu));
+    ffn_state_ = acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::Gelu, /*prenorm=*/false));
     r2_ = acts_.make(rows * D); mean2_ = acts_.make(rows); rstd2_ = acts_.make(rows);
   }
 
   void forward(const T* x, T* y, int B) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_, H = c_.heads;
-    ops_.self_attention_forward(r1_, att_state_, x, s_.p(qkv_w_), s_.p(qkv_b_), s_.p(out_w_), s_.p(out_b_), x, B, T_, D, H, /*rope=*/false);  // r1 = x + Wo att
+    ops_.self_attention_forward(r1_, att_state_, x, {}, s_.p(qkv_w_), s_.p(qkv_b_), s_.p(out_w_), s_.p(out_b_), x, B, T_, D, H, /*rope=*/false);  // r1 = x + Wo att
     ops_.layernorm_forward(n_, mean1_, rstd1_, r1_, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
-    ops_.ffn_forward(r2_, ffn_state_, n_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), n_, N, D, F, FfnActivation::Gelu);  // r2 = n + FFN
+    ops_.ffn_forward(r2_, ffn_state_, n_, {}, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), n_, N, D, F, FfnActivation::Gelu);  // r2 = n + FFN
     ops_.layernorm_forward(y, mean2_, rstd2_, r2_, s_.p(ln2_w_), s_.p(ln2_b_), N, D);
     x_ = x;
   }
@@ -376,11 +369,11 @@ class GptBlock final : public Block<T> {
     T* dr = ws.b;    // [N,D]
     T* dn = ws.c;    // [N,D]
     ops_.layernorm_backward(dr, s_.g(ln2_w_), s_.g(ln2_b_), dy, nullptr, r2_, s_.p(ln2_w_), mean2_, rstd2_, N, D);  // dr2
-    ops_.ffn_backward(dn, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dr, n_, ffn_state_, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
+    ops_.ffn_backward(dn, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dr, n_, ffn_state_, {}, s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D, F,
                       FfnActivation::Gelu, wide, wide);
     ops_.add_inplace(dn, dr, ND);
     ops_.layernorm_backward(dr, s_.g(ln1_w_), s_.g(ln1_b_), dn, nullptr, r1_, s_.p(ln1_w_), mean1_, rstd1_, N, D);  // dr1
-    ops_.self_attention_backward(dx, s_.g(qkv_w_), s_.g(qkv_b_), s_.g(out_w_), s_.g(out_b_), dr, x_, att_state_, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H,
+    ops_.self_attention_backward(dx, s_.g(qkv_w_), s_.g(qkv_b_), s_.g(out_w_), s_.g(out_b_), dr, x_, att_state_, {}, s_.p(qkv_w_), s_.p(out_w_), B, T_, D, H,
                                  false, /*da=*/dn, /*dqkv=*/wide);
     ops_.add_inplace(dx, dr, ND);
   }

@@ -58,10 +58,9 @@ class Block {
 // Buffers shared by every block (null where not used). With --recompute, activations rebuilt in backward
 // instead of stored per block: the feed-forward state (Ops::ffn_forward) and, for Llama/hybrid, the
 // self-attention state (Ops::self_attention_forward; null when the backend's attention is fused: its
-// state is small). `transient` [N,D]: forward-only arrays of one block at a time, dead before the next
-// block runs: the mixer's mixing output (consumed by the residual add) and norm outputs that only a
-// sublayer's forward reads, where the backend keeps its own copy for backward (Ops::ffn_keeps_input,
-// self_attention_keeps_input).
+// state is small). `transient` [N,D]: a forward-only array of one block at a time, dead before the next
+// block runs: the mixer's mixing output (consumed by the residual add). (The pre-norms of the sublayers
+// live inside the sublayer ops, Ops::PreNorm, which keep the normalized rows in their own state.)
 template <class T>
 struct SharedBuffers {
   T* ffn_state = nullptr;

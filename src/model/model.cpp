@@ -24,17 +24,14 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
       throw UsageError(fmt::format("--recompute is implemented for mixer, llama and hybrid blocks, not {}", config.descriptor()),
                        "drop --recompute for GPT models");
     const FfnActivation act = llama ? FfnActivation::SwiGlu : FfnActivation::Gelu;
-    recompute_ffn_ = DeviceArray<T, T>(ops, ops.ffn_state_size(max_batch * T_, D, config.ff_mult * D, act));
+    recompute_ffn_ = DeviceArray<T, T>(ops, ops.ffn_state_size(max_batch * T_, D, config.ff_mult * D, act, /*prenorm=*/true));
     if (llama && !ops.attention_is_fused(D, config.heads))  // a fused backend keeps a small state per block: not shared
-      recompute_attention_ = DeviceArray<T, T>(ops, ops.self_attention_state_size(max_batch, T_, D, config.heads));
+      recompute_attention_ = DeviceArray<T, T>(ops, ops.self_attention_state_size(max_batch, T_, D, config.heads, /*prenorm=*/true));
     shared.ffn_state = recompute_ffn_.get();
     shared.attention_state = recompute_attention_.get();
   }
-  // SharedBuffers::transient: every mixer block's mixing output; Llama's norm outputs where the backend
-  // keeps the sublayer inputs (and they are not rebuilt in backward)
-  const bool llama_transient =
-      llama && ((ops.ffn_keeps_input() && !recompute) || (ops.self_attention_keeps_input(D, config.heads) && !recompute_attention_.get()));
-  if (max_batch > 0 && (config.kind == ModelKind::Mixer || llama_transient)) {
+  // SharedBuffers::transient: every mixer block's mixing output
+  if (max_batch > 0 && config.kind == ModelKind::Mixer) {
     shared_transient_ = DeviceArray<T, T>(ops, static_cast<size_t>(max_batch) * T_ * D);
     shared.transient = shared_transient_.get();
   }

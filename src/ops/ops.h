@@ -24,6 +24,26 @@ inline const char* precision_name(Precision p) { return p == Precision::Fp32 ? "
 enum class FfnActivation { Gelu, SwiGlu };
 inline int ffn_pre_width(int F, FfnActivation act) { return act == FfnActivation::SwiGlu ? 2 * F : F; }
 
+// A norm applied to a sublayer's input inside the sublayer op (pre-norm blocks): the op normalizes x
+// itself, so a backend stores the normalized rows as it likes (the CUDA bf16 backend writes them in
+// bf16 straight into the sublayer's state: no fp32 copy, no rounding pass) and may hand the norm's
+// backward a bf16 gradient (as autocast does). Forward writes mean (LayerNorm only) and rstd [N];
+// backward reads them, accumulates dw (and db for LayerNorm), and adds dskip [N,D] (the residual's
+// gradient, may be null) to the input gradient. kind None: the input reaches the sublayer as it is.
+enum class NormKind { None, LayerNorm, RmsNorm };
+template <class T>
+struct PreNorm {
+  NormKind kind = NormKind::None;
+  const T* w = nullptr;
+  const T* b = nullptr;  // LayerNorm
+  T* mean = nullptr;     // LayerNorm
+  T* rstd = nullptr;
+  T* dw = nullptr;
+  T* db = nullptr;  // LayerNorm
+  const T* dskip = nullptr;
+  bool on() const { return kind != NormKind::None; }
+};
+
 // A recorded sequence of backend ops, replayed with one launch (Ops::record).
 class Recording {
  public:
@@ -110,71 +130,90 @@ class Ops {
   virtual void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* state, int B, int T_ctx, int D, int H, bool rope) = 0;
 
   // Self-attention sublayer, one op so that a backend chooses how its activations are kept:
-  //   qkv = inp[N,D] @ wqkv^T + bqkv [N,3D], a = attention(qkv) [N,D] (attention_forward; RoPE when rope),
-  //   out[N,D] = a @ wo^T + bo + skip;  N = B*T, wqkv [3D,D], wo [D,D]; bqkv/bo/skip may be null.
-  // `state` keeps what backward needs: self_attention_state_size() elements (here qkv, a and the attention
-  // state; the CUDA bf16 backend keeps qkv, a and inp in bf16 and only each row's log-sum-exp). out ==
-  // nullptr rebuilds only the state (--recompute). Backward takes scratch da [N,D] and dqkv [N,3D]; dinp
-  // may alias da or dout, nothing else. Where self_attention_keeps_input(), backward does not read inp
-  // (it may be null), so the caller need not keep it.
-  virtual bool self_attention_keeps_input(int D, int H) const { return false; }
-  virtual size_t self_attention_state_size(int B, int T_ctx, int D, int H) const {
-    return static_cast<size_t>(B) * T_ctx * 4 * D + attention_state_size(B, T_ctx, D, H);
+  //   h = norm(x) (or x), qkv = h[N,D] @ wqkv^T + bqkv [N,3D], a = attention(qkv) [N,D] (attention_forward;
+  //   RoPE when rope), out[N,D] = a @ wo^T + bo + skip;  N = B*T, wqkv [3D,D], wo [D,D]; bqkv/bo/skip may be null.
+  // `state` keeps what backward needs: self_attention_state_size() elements (here qkv, a, the attention
+  // state and, with a norm, h; the CUDA bf16 backend keeps qkv, a and h in bf16 and only each row's
+  // log-sum-exp). out == nullptr rebuilds only the state (--recompute). Backward takes x again and
+  // scratch da [N,D] and dqkv [N,3D]; without a norm dinp may alias da or dout, with one it may alias
+  // dout only (dh goes through da).
+  virtual size_t self_attention_state_size(int B, int T_ctx, int D, int H, bool prenorm) const {
+    return static_cast<size_t>(B) * T_ctx * (prenorm ? 5 : 4) * D + attention_state_size(B, T_ctx, D, H);
   }
-  virtual void self_attention_forward(T* out, T* state, const T* inp, const T* wqkv, const T* bqkv, const T* wo, const T* bo, const T* skip, int B,
-                                      int T_ctx, int D, int H, bool rope) {
+  virtual void self_attention_forward(T* out, T* state, const T* x, const PreNorm<T>& norm, const T* wqkv, const T* bqkv, const T* wo, const T* bo,
+                                      const T* skip, int B, int T_ctx, int D, int H, bool rope) {
     const int N = B * T_ctx;
     T* qkv = state;
     T* a = qkv + static_cast<size_t>(N) * 3 * D;
     T* attention_state = a + static_cast<size_t>(N) * D;
-    linear_forward(qkv, inp, wqkv, bqkv, N, D, 3 * D);
+    const T* h = prenorm_forward(norm, attention_state + attention_state_size(B, T_ctx, D, H), x, N, D);
+    linear_forward(qkv, h, wqkv, bqkv, N, D, 3 * D);
     attention_forward(a, attention_state, qkv, B, T_ctx, D, H, rope);
     if (!out) return;
     linear_forward(out, a, wo, bo, N, D, D);
     if (skip) add_inplace(out, skip, static_cast<size_t>(N) * D);
   }
-  virtual void self_attention_backward(T* dinp, T* dwqkv, T* dbqkv, T* dwo, T* dbo, const T* dout, const T* inp, const T* state, const T* wqkv,
-                                       const T* wo, int B, int T_ctx, int D, int H, bool rope, T* da, T* dqkv) {
+  virtual void self_attention_backward(T* dinp, T* dwqkv, T* dbqkv, T* dwo, T* dbo, const T* dout, const T* x, const T* state, const PreNorm<T>& norm,
+                                       const T* wqkv, const T* wo, int B, int T_ctx, int D, int H, bool rope, T* da, T* dqkv) {
     const int N = B * T_ctx;
     const T* qkv = state;
     const T* a = qkv + static_cast<size_t>(N) * 3 * D;
     const T* attention_state = a + static_cast<size_t>(N) * D;
+    const T* h = norm.on() ? attention_state + attention_state_size(B, T_ctx, D, H) : x;
     linear_backward(da, dwo, dbo, dout, a, wo, N, D, D);
     attention_backward(dqkv, da, qkv, a, attention_state, B, T_ctx, D, H, rope);
-    linear_backward(dinp, dwqkv, dbqkv, dqkv, inp, wqkv, N, D, 3 * D);
+    linear_backward(norm.on() ? da : dinp, dwqkv, dbqkv, dqkv, h, wqkv, N, D, 3 * D);
+    prenorm_backward(norm, dinp, da, x, N, D);
   }
 
   // Feed-forward sublayer, one op so that a backend chooses how its hidden activations are kept:
-  //   pre = inp[N,D] @ w1^T + b1 [N,Fp], act = GELU(pre) [N,F] (Fp = F) or SwiGLU(pre) (Fp = 2F, gate|up),
-  //   out[N,D] = act @ w2^T + b2 + skip;  w1 [Fp,D], w2 [D,F], b1/b2/skip may be null (skip: a residual).
-  // `state` keeps pre and act for backward: ffn_state_size() elements (both in T here; the CUDA bf16
-  // backend keeps them, and inp, in bf16). out == nullptr rebuilds only the state (--recompute).
-  // The defaults compose the ops above. Backward takes the forward's b1 (a backend may keep pre without
-  // it) and scratch dact [N,F] and dpre [N,Fp]: for GELU they may be one array; dinp may alias dact.
-  // Where ffn_keeps_input(), backward does not read inp (it may be null), so the caller need not keep it.
-  virtual bool ffn_keeps_input() const { return false; }
-  virtual size_t ffn_state_size(int N, int D, int F, FfnActivation act) const { return static_cast<size_t>(N) * (ffn_pre_width(F, act) + F); }
-  virtual void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, const T* skip, int N, int D, int F,
-                           FfnActivation act) {
+  //   h = norm(x) (or x), pre = h[N,D] @ w1^T + b1 [N,Fp], act = GELU(pre) [N,F] (Fp = F) or SwiGLU(pre)
+  //   (Fp = 2F, gate|up), out[N,D] = act @ w2^T + b2 + skip;  w1 [Fp,D], w2 [D,F], b1/b2/skip may be null.
+  // `state` keeps pre, act and (with a norm) h for backward: ffn_state_size() elements (all in T here;
+  // the CUDA bf16 backend keeps h, pre and act in bf16). out == nullptr rebuilds only the state
+  // (--recompute). The defaults compose the ops above. Backward takes x again, the forward's b1 (a
+  // backend may keep pre without it) and scratch dact [N,F] and dpre [N,Fp]: without a norm they may be
+  // one array for GELU and dinp may alias dact; with one they must be distinct (dh goes through dact).
+  virtual size_t ffn_state_size(int N, int D, int F, FfnActivation act, bool prenorm) const {
+    return static_cast<size_t>(N) * (ffn_pre_width(F, act) + F + (prenorm ? D : 0));
+  }
+  virtual void ffn_forward(T* out, T* state, const T* x, const PreNorm<T>& norm, const T* w1, const T* b1, const T* w2, const T* b2, const T* skip, int N,
+                           int D, int F, FfnActivation act) {
     const int Fp = ffn_pre_width(F, act);
     T* pre = state;
     T* hidden = state + static_cast<size_t>(N) * Fp;
-    linear_forward(pre, inp, w1, b1, N, D, Fp);
+    const T* h = prenorm_forward(norm, hidden + static_cast<size_t>(N) * F, x, N, D);
+    linear_forward(pre, h, w1, b1, N, D, Fp);
     if (act == FfnActivation::Gelu) gelu_forward(hidden, pre, static_cast<size_t>(N) * F);
     else swiglu_forward(hidden, pre, N, F);
     if (!out) return;
     linear_forward(out, hidden, w2, b2, N, F, D);
     if (skip) add_inplace(out, skip, static_cast<size_t>(N) * D);
   }
-  virtual void ffn_backward(T* dinp, T* dw1, T* db1, T* dw2, T* db2, const T* dout, const T* inp, const T* state, const T* w1, const T* b1,
-                            const T* w2, int N, int D, int F, FfnActivation act, T* dact, T* dpre) {
+  virtual void ffn_backward(T* dinp, T* dw1, T* db1, T* dw2, T* db2, const T* dout, const T* x, const T* state, const PreNorm<T>& norm, const T* w1,
+                            const T* b1, const T* w2, int N, int D, int F, FfnActivation act, T* dact, T* dpre) {
     const int Fp = ffn_pre_width(F, act);
     const T* pre = state;
     const T* hidden = state + static_cast<size_t>(N) * Fp;
+    const T* h = norm.on() ? hidden + static_cast<size_t>(N) * F : x;
     linear_backward(dact, dw2, db2, dout, hidden, w2, N, F, D);
     if (act == FfnActivation::Gelu) gelu_backward(dpre, dact, pre, static_cast<size_t>(N) * F);
     else swiglu_backward(dpre, dact, pre, N, F);
-    linear_backward(dinp, dw1, db1, dpre, inp, w1, N, D, Fp);
+    linear_backward(norm.on() ? dact : dinp, dw1, db1, dpre, h, w1, N, D, Fp);
+    prenorm_backward(norm, dinp, dact, x, N, D);
+  }
+
+  // The composed pre-norm: h = norm(x) into `h` (returned), or x itself when the norm is off; and its
+  // backward dx = d norm / dx applied to dh, plus dskip (nothing when off).
+  const T* prenorm_forward(const PreNorm<T>& norm, T* h, const T* x, int N, int D) {
+    if (norm.kind == NormKind::LayerNorm) layernorm_forward(h, norm.mean, norm.rstd, x, norm.w, norm.b, N, D);
+    else if (norm.kind == NormKind::RmsNorm) rmsnorm_forward(h, norm.rstd, x, norm.w, N, D);
+    else return x;
+    return h;
+  }
+  void prenorm_backward(const PreNorm<T>& norm, T* dx, const T* dh, const T* x, int N, int D) {
+    if (norm.kind == NormKind::LayerNorm) layernorm_backward(dx, norm.dw, norm.db, dh, norm.dskip, x, norm.w, norm.mean, norm.rstd, N, D);
+    else if (norm.kind == NormKind::RmsNorm) rmsnorm_backward(dx, norm.dw, dh, norm.dskip, x, norm.w, norm.rstd, N, D);
   }
 
   // Fused softmax + cross-entropy. losses[N] = -log softmax(logits)[target] (0 where target < 0);

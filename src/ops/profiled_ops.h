@@ -110,29 +110,29 @@ class ProfiledOps final : public Ops<T> {
   void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) override {
     time("rope_backward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_backward(dqkv, B, T_ctx, D, H); });
   }
-  bool ffn_keeps_input() const override { return inner_.ffn_keeps_input(); }
-  size_t ffn_state_size(int N, int D, int F, FfnActivation act) const override { return inner_.ffn_state_size(N, D, F, act); }
-  void ffn_forward(T* out, T* state, const T* inp, const T* w1, const T* b1, const T* w2, const T* b2, const T* skip, int N, int D, int F,
-                   FfnActivation act) override {
-    time(out ? "ffn_forward" : "ffn_recompute", [&] { return ffn_shape(N, D, F, act); },
-         [&] { inner_.ffn_forward(out, state, inp, w1, b1, w2, b2, skip, N, D, F, act); });
+  size_t ffn_state_size(int N, int D, int F, FfnActivation act, bool prenorm) const override { return inner_.ffn_state_size(N, D, F, act, prenorm); }
+  void ffn_forward(T* out, T* state, const T* x, const PreNorm<T>& norm, const T* w1, const T* b1, const T* w2, const T* b2, const T* skip, int N,
+                   int D, int F, FfnActivation act) override {
+    time(out ? "ffn_forward" : "ffn_recompute", [&] { return ffn_shape(N, D, F, act, norm); },
+         [&] { inner_.ffn_forward(out, state, x, norm, w1, b1, w2, b2, skip, N, D, F, act); });
   }
-  void ffn_backward(T* dinp, T* dw1, T* db1, T* dw2, T* db2, const T* dout, const T* inp, const T* state, const T* w1, const T* b1, const T* w2,
-                    int N, int D, int F, FfnActivation act, T* dact, T* dpre) override {
-    time("ffn_backward", [&] { return ffn_shape(N, D, F, act); },
-         [&] { inner_.ffn_backward(dinp, dw1, db1, dw2, db2, dout, inp, state, w1, b1, w2, N, D, F, act, dact, dpre); });
+  void ffn_backward(T* dinp, T* dw1, T* db1, T* dw2, T* db2, const T* dout, const T* x, const T* state, const PreNorm<T>& norm, const T* w1,
+                    const T* b1, const T* w2, int N, int D, int F, FfnActivation act, T* dact, T* dpre) override {
+    time("ffn_backward", [&] { return ffn_shape(N, D, F, act, norm); },
+         [&] { inner_.ffn_backward(dinp, dw1, db1, dw2, db2, dout, x, state, norm, w1, b1, w2, N, D, F, act, dact, dpre); });
   }
-  bool self_attention_keeps_input(int D, int H) const override { return inner_.self_attention_keeps_input(D, H); }
-  size_t self_attention_state_size(int B, int T_ctx, int D, int H) const override { return inner_.self_attention_state_size(B, T_ctx, D, H); }
-  void self_attention_forward(T* out, T* state, const T* inp, const T* wqkv, const T* bqkv, const T* wo, const T* bo, const T* skip, int B, int T_ctx,
-                              int D, int H, bool rope) override {
-    time(out ? "self_attention_forward" : "self_attention_recompute", [&] { return attention_shape(B, T_ctx, D, H, rope); },
-         [&] { inner_.self_attention_forward(out, state, inp, wqkv, bqkv, wo, bo, skip, B, T_ctx, D, H, rope); });
+  size_t self_attention_state_size(int B, int T_ctx, int D, int H, bool prenorm) const override {
+    return inner_.self_attention_state_size(B, T_ctx, D, H, prenorm);
   }
-  void self_attention_backward(T* dinp, T* dwqkv, T* dbqkv, T* dwo, T* dbo, const T* dout, const T* inp, const T* state, const T* wqkv, const T* wo,
-                               int B, int T_ctx, int D, int H, bool rope, T* da, T* dqkv) override {
-    time("self_attention_backward", [&] { return attention_shape(B, T_ctx, D, H, rope); },
-         [&] { inner_.self_attention_backward(dinp, dwqkv, dbqkv, dwo, dbo, dout, inp, state, wqkv, wo, B, T_ctx, D, H, rope, da, dqkv); });
+  void self_attention_forward(T* out, T* state, const T* x, const PreNorm<T>& norm, const T* wqkv, const T* bqkv, const T* wo, const T* bo, const T* skip,
+                              int B, int T_ctx, int D, int H, bool rope) override {
+    time(out ? "self_attention_forward" : "self_attention_recompute", [&] { return attention_shape(B, T_ctx, D, H, rope, norm); },
+         [&] { inner_.self_attention_forward(out, state, x, norm, wqkv, bqkv, wo, bo, skip, B, T_ctx, D, H, rope); });
+  }
+  void self_attention_backward(T* dinp, T* dwqkv, T* dbqkv, T* dwo, T* dbo, const T* dout, const T* x, const T* state, const PreNorm<T>& norm,
+                               const T* wqkv, const T* wo, int B, int T_ctx, int D, int H, bool rope, T* da, T* dqkv) override {
+    time("self_attention_backward", [&] { return attention_shape(B, T_ctx, D, H, rope, norm); },
+         [&] { inner_.self_attention_backward(dinp, dwqkv, dbqkv, dwo, dbo, dout, x, state, norm, wqkv, wo, B, T_ctx, D, H, rope, da, dqkv); });
   }
   double matmul_tflops(int n) override { return inner_.matmul_tflops(n); }
   bool attention_is_fused(int D, int H) const override { return inner_.attention_is_fused(D, H); }
@@ -168,11 +168,14 @@ class ProfiledOps final : public Ops<T> {
   static std::string rows(long N, long D) { return fmt::format("{}x{}", N, D); }
   static std::string linear_shape(int N, int IC, int OC, bool bias) { return fmt::format("{}x{}->{}{}", N, IC, OC, bias ? "+b" : ""); }
   static std::string mix_shape(int B, int Ti, int To, int D, int G) { return fmt::format("B{} {}->{} D{} G{}", B, Ti, To, D, G); }
-  static std::string ffn_shape(int N, int D, int F, FfnActivation act) {
-    return fmt::format("{}x{}->{} {}", N, D, F, act == FfnActivation::Gelu ? "gelu" : "swiglu");
+  static const char* norm_suffix(const PreNorm<T>& norm) {
+    return norm.kind == NormKind::LayerNorm ? " +layernorm" : norm.kind == NormKind::RmsNorm ? " +rmsnorm" : "";
   }
-  static std::string attention_shape(int B, int T_ctx, int D, int H, bool rope) {
-    return fmt::format("B{} T{} D{} H{}{}", B, T_ctx, D, H, rope ? " rope" : "");
+  static std::string ffn_shape(int N, int D, int F, FfnActivation act, const PreNorm<T>& norm = {}) {
+    return fmt::format("{}x{}->{} {}{}", N, D, F, act == FfnActivation::Gelu ? "gelu" : "swiglu", norm_suffix(norm));
+  }
+  static std::string attention_shape(int B, int T_ctx, int D, int H, bool rope, const PreNorm<T>& norm = {}) {
+    return fmt::format("B{} T{} D{} H{}{}{}", B, T_ctx, D, H, rope ? " rope" : "", norm_suffix(norm));
   }
 
   // shape() names the call's shape; it runs only while profiling, so a disabled wrapper costs nothing more.
