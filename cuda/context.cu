@@ -151,6 +151,14 @@ void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, co
                                ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A, int lda, long long stride_a,
+               const __nv_bfloat16* B, int ldb, long long stride_b, __nv_bfloat16* C, int ldc, long long stride_c, int batch) {
+  const float alpha = 1.f, beta = 0.f;
+  MM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(ctx.cublas(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                             &alpha, B, CUDA_R_16BF, ldb, stride_b, A, CUDA_R_16BF, lda, stride_a, &beta, C, CUDA_R_16BF, ldc,
+                                             stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 namespace {
 // Owners for the timing run's buffers and events.
 struct DeviceBuffer {

@@ -146,9 +146,11 @@ void gemm(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float a
 // The same GEMM on operands already rounded to bf16 (fp32 accumulation, fp32 C).
 void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const __nv_bfloat16* A, int lda, long long stride_a,
                const __nv_bfloat16* B, int ldb, long long stride_b, float beta, float* C, int ldc, long long stride_c, int batch = 1);
-// ... and with a bf16 C: fp32 accumulation, each result rounded once (beta 0).
+// ... and with a bf16 C: fp32 accumulation, each result rounded once (beta 0); one GEMM or strided-batched.
 void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A, int lda, const __nv_bfloat16* B, int ldb,
                __nv_bfloat16* C, int ldc);
+void gemm_bf16(Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A, int lda, long long stride_a,
+               const __nv_bfloat16* B, int ldb, long long stride_b, __nv_bfloat16* C, int ldc, long long stride_c, int batch);
 
 // TFLOP/s of an n x n x n GEMM at the context's precision (bf16 operands with fp32 output, TF32 or
 // fp32), the median of 10 timed runs after 3 warm-up runs; its buffers are not counted as model memory.

@@ -114,6 +114,20 @@ class CudaOps final : public Ops<float> {
   void mix_backward(float* dinp, float* dw, float* dc, const float* dout, const float* inp, const float* w, int B, int Ti, int To, int D, int G, bool causal) override {
     cuda::mix_backward(ctx_, dinp, dw, dc, dout, inp, w, B, Ti, To, D, G, causal);
   }
+  // bf16: the mixing input (normalized) kept in bf16 by cuda/masked_mix.cu; otherwise the composed default.
+  size_t mix_sublayer_state_size(int B, int T, int D) const override {
+    return bf16() ? cuda::mix_sublayer_state_floats(B, T, D) : Ops<float>::mix_sublayer_state_size(B, T, D);
+  }
+  void mix_sublayer_forward(float* out, float* state, const float* x, const PreNorm<float>& norm, const float* w, const float* c, const float* skip,
+                            int B, int T, int D, bool causal) override {
+    if (bf16()) cuda::mix_sublayer_forward(ctx_, out, state, x, norm, w, c, skip, B, T, D, causal);
+    else Ops<float>::mix_sublayer_forward(out, state, x, norm, w, c, skip, B, T, D, causal);
+  }
+  void mix_sublayer_backward(float* dinp, float* dw, float* dc, const float* dout, const float* x, const float* state, const PreNorm<float>& norm,
+                             const float* w, int B, int T, int D, bool causal, float* dh) override {
+    if (bf16()) cuda::mix_sublayer_backward(ctx_, dinp, dw, dc, dout, x, state, norm, w, B, T, D, causal, dh);
+    else Ops<float>::mix_sublayer_backward(dinp, dw, dc, dout, x, state, norm, w, B, T, D, causal, dh);
+  }
   void rope_forward(float* qkv, int B, int T, int D, int H) override { cuda::rope_forward(ctx_, qkv, B, T, D, H); }
   void rope_backward(float* dqkv, int B, int T, int D, int H) override { cuda::rope_backward(ctx_, dqkv, B, T, D, H); }
   // bf16: hidden activations (and the pre-norm's output) kept in bf16 by cuda/feed_forward.cu; otherwise the composed default.

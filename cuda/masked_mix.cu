@@ -1,25 +1,37 @@
 // Masked mixing kernels and GEMM calls.
 #include "masked_mix.cuh"
+
+#include <type_traits>
+
+#include "norms.cuh"
 #include "reduce.cuh"
 
 namespace mm::cuda {
 
 namespace {
-__global__ void lower_triangle_kernel(float* masked, const float* w, int To, int Ti, bool causal) {
+using bf16 = __nv_bfloat16;
+
+// masked = tril(w) (or w when !causal), fp32 or rounded to bf16 (a GEMM operand)
+template <class OutT>
+__global__ void lower_triangle_kernel(OutT* masked, const float* w, int To, int Ti, bool causal) {
   const size_t total = static_cast<size_t>(To) * Ti;
   for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t i = k / Ti, j = k % Ti;
-    masked[k] = (!causal || j <= i) ? w[k] : 0.f;
+    const float v = (!causal || j <= i) ? w[k] : 0.f;
+    if constexpr (std::is_same_v<OutT, bf16>) masked[k] = __float2bfloat16_rn(v);
+    else masked[k] = v;
   }
 }
 
-// out[b, i, g*Dg + f] += c[g, i]; blocks take rows (b, i), threads take features (32-bit index math)
-__global__ void mix_bias_kernel(float* out, const float* c, int B, int To, int D, int G) {
+// out[b, i, g*Dg + f] += c[g, i] (+ skip[b, i, g*Dg + f] when skip: a residual); blocks take rows (b, i),
+// threads take features (32-bit index math)
+__global__ void mix_bias_kernel(float* out, const float* c, const float* skip, int B, int To, int D, int G) {
   const int Dg = D / G;
   for (int row = blockIdx.x; row < B * To; row += gridDim.x) {
     const int i = row % To;
     float* r = out + static_cast<size_t>(row) * D;
-    for (int f = threadIdx.x; f < D; f += blockDim.x) r[f] += c[(f / Dg) * To + i];
+    const float* s = skip ? skip + static_cast<size_t>(row) * D : nullptr;
+    for (int f = threadIdx.x; f < D; f += blockDim.x) r[f] += c[(f / Dg) * To + i] + (s ? s[f] : 0.f);
   }
 }
 
@@ -49,6 +61,14 @@ __global__ void mix_bias_rows_kernel(float* rows, const float* dout, int B, int 
 }
 
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
+
+// dc[g, i] += sum over b and the group's features of dout[b, i, g-features] (two deterministic passes)
+void mix_bias_grad(Context& ctx, float* dc, const float* dout, int B, int To, int D, int G) {
+  float* rows = ctx.scratch(kSlotMixBiasRows, static_cast<size_t>(B) * G * To);
+  mix_bias_rows_kernel<<<blocks_for(static_cast<size_t>(B) * G * To * 32, 256), 256, 0, ctx.stream()>>>(rows, dout, B, To, D, G);
+  MM_LAUNCH_CHECK();
+  accumulate_partials(ctx, dc, rows, B, G * To);
+}
 }  // namespace
 
 void mix_forward(Context& ctx, float* out, const float* inp, const float* w, const float* c, int B, int Ti, int To, int D, int G, bool causal) {
@@ -62,7 +82,7 @@ void mix_forward(Context& ctx, float* out, const float* inp, const float* w, con
     gemm(ctx, false, false, To, Dg, Ti, 1.f, masked, Ti, 0, inp + static_cast<size_t>(g) * Dg, D, static_cast<long long>(Ti) * D, 0.f,
          out + static_cast<size_t>(g) * Dg, D, static_cast<long long>(To) * D, B);
   }
-  mix_bias_kernel<<<std::min(B * To, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, B, To, D, G);
+  mix_bias_kernel<<<std::min(B * To, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, nullptr, B, To, D, G);
   MM_LAUNCH_CHECK();
 }
 
@@ -87,10 +107,51 @@ void mix_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* 
     reduce_masked_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(dw + g * mat, partial, B, To, Ti, causal);
     MM_LAUNCH_CHECK();
   }
-  float* rows = ctx.scratch(kSlotMixBiasRows, static_cast<size_t>(B) * G * To);
-  mix_bias_rows_kernel<<<blocks_for(static_cast<size_t>(B) * G * To * 32, 256), 256, 0, ctx.stream()>>>(rows, dout, B, To, D, G);
+  mix_bias_grad(ctx, dc, dout, B, To, D, G);
+}
+
+size_t mix_sublayer_state_floats(int B, int T, int D) { return (static_cast<size_t>(B) * T * D + 1) / 2; }
+
+void mix_sublayer_forward(Context& ctx, float* out, float* state, const float* x, const PreNorm<float>& norm, const float* w, const float* c,
+                          const float* skip, int B, int T, int D, bool causal) {
+  const int N = B * T;
+  const size_t mat = static_cast<size_t>(T) * T;
+  bf16* h = reinterpret_cast<bf16*>(state);  // [B,T,D]
+  prenorm_forward(ctx, norm, h, x, N, D);
+  bf16* masked = reinterpret_cast<bf16*>(ctx.scratch(kSlotMixMasked, mat));
+  lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w, T, T, causal);
   MM_LAUNCH_CHECK();
-  accumulate_partials(ctx, dc, rows, B, G * To);
+  // out_b[T, D] = masked[T, T] @ h_b[T, D] for every b, then + c + skip
+  const long long seq = static_cast<long long>(T) * D;
+  gemm_bf16(ctx, false, false, T, D, T, 1.f, masked, T, 0, h, D, seq, 0.f, out, D, seq, B);
+  mix_bias_kernel<<<std::min(N, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, B, T, D, 1);
+  MM_LAUNCH_CHECK();
+}
+
+void mix_sublayer_backward(Context& ctx, float* dinp, float* dw, float* dc, const float* dout, const float* x, const float* state,
+                           const PreNorm<float>& norm, const float* w, int B, int T, int D, bool causal, float* dh) {
+  const int N = B * T;
+  const size_t mat = static_cast<size_t>(T) * T;
+  const long long seq = static_cast<long long>(T) * D;
+  const bf16* h = reinterpret_cast<const bf16*>(state);
+  const bf16* dout16 = to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * D);
+  bf16* masked = reinterpret_cast<bf16*>(ctx.scratch(kSlotMixMasked, mat));
+  lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w, T, T, causal);
+  MM_LAUNCH_CHECK();
+  // partial_b[T, T] = dout_b @ h_b^T, summed over b into dw's lower triangle
+  float* partial = ctx.scratch(kSlotMixPartial, static_cast<size_t>(B) * mat);
+  gemm_bf16(ctx, false, true, T, T, D, 1.f, dout16, D, seq, h, D, seq, 0.f, partial, T, static_cast<long long>(mat), B);
+  reduce_masked_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(dw, partial, B, T, T, causal);
+  MM_LAUNCH_CHECK();
+  mix_bias_grad(ctx, dc, dout, B, T, D, 1);
+  // dh_b[T, D] = masked^T @ dout_b: bf16 into dh for the norm's backward, or fp32 into dinp
+  if (norm.on()) {
+    bf16* dh16 = reinterpret_cast<bf16*>(dh);
+    gemm_bf16(ctx, true, false, T, D, T, masked, T, 0, dout16, D, seq, dh16, D, seq, B);
+    prenorm_backward(ctx, norm, dinp, dh16, x, N, D);
+  } else {
+    gemm_bf16(ctx, true, false, T, D, T, 1.f, masked, T, 0, dout16, D, seq, 0.f, dinp, D, seq, B);
+  }
 }
 
 }  // namespace mm::cuda

@@ -351,6 +351,61 @@ TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the
   }
 }
 
+TEST_CASE("GPU bf16 mixing sublayer (normalized input kept in bf16) obeys the ratio rule", "[gpu][ops][bf16]") {
+  if (!have_gpu()) return;
+  auto gpu = make_backend(Device::Cuda, Precision::Bf16);
+  CpuOps<double> ref;
+  for (NormKind norm_kind : {NormKind::LayerNorm, NormKind::None})
+  for (bool causal : {true, false})
+  for (int T : {70, 256}) {
+    const int B = 2, D = 24, N = B * T;
+    const size_t ND = static_cast<size_t>(N) * D;
+    const bool prenorm = norm_kind != NormKind::None;
+    INFO("T" << T << " causal " << causal << " norm " << norm_name(norm_kind));
+    auto x = test::random_vector(ND, 61), w = test::random_vector(static_cast<size_t>(T) * T, 62), c = test::random_vector(T, 63);
+    auto dy = test::random_vector(ND, 64), skip = test::random_vector(ND, 65), dskip = test::random_vector(ND, 66);
+    auto norm_w = test::random_vector(D, 67), norm_b = test::random_vector(D, 68);
+    for (double& v : norm_w) v += 1.0;
+    // outputs: y, dx, dw, dc, dnorm_w, dnorm_b
+    auto sublayer = [&](const std::vector<double>& xs, const std::vector<double>& ws, const std::vector<double>& dys) {
+      std::vector<double> y(ND), state(ref.mix_sublayer_state_size(B, T, D)), dx(ND), dw(w.size(), 0.0), dc(c.size(), 0.0), dh(ND);
+      TestNorm<double> norm(norm_kind, norm_w, norm_b, N);
+      ref.mix_sublayer_forward(y.data(), state.data(), xs.data(), norm.get(nullptr), ws.data(), c.data(), skip.data(), B, T, D, causal);
+      ref.mix_sublayer_backward(dx.data(), dw.data(), dc.data(), dys.data(), xs.data(), state.data(), norm.get(dskip.data()), ws.data(), B, T, D, causal,
+                                dh.data());
+      return std::vector<std::vector<double>>{y, dx, dw, dc, norm.dw, norm.db};
+    };
+    const auto exact = sublayer(x, w, dy), rounded = sublayer(round_bf16(x), round_bf16(w), round_bf16(dy));
+    Dev gx(*gpu, to_float(x)), gw(*gpu, to_float(w)), gc(*gpu, to_float(c)), gdy(*gpu, to_float(dy)), gskip(*gpu, to_float(skip)),
+        gdskip(*gpu, to_float(dskip)), gy(*gpu, ND), gstate(*gpu, gpu->mix_sublayer_state_size(B, T, D)), gdx(*gpu, ND), gdw(*gpu, w.size()),
+        gdc(*gpu, c.size()), gdh(*gpu, ND);
+    CHECK(gpu->mix_sublayer_state_size(B, T, D) == ND / 2);  // h in bf16
+    GpuNorm gnorm(*gpu, norm_kind, norm_w, norm_b, N);
+    gpu->mix_sublayer_forward(gy.p(), gstate.p(), gx.p(), gnorm.get(nullptr), gw.p(), gc.p(), gskip.p(), B, T, D, causal);
+    gpu->mix_sublayer_backward(gdx.p(), gdw.p(), gdc.p(), gdy.p(), gx.p(), gstate.p(), gnorm.get(gdskip.p()), gw.p(), B, T, D, causal, gdh.p());
+    const std::vector<std::vector<float>> got = {gy.host(), gdx.host(), gdw.host(), gdc.host(), gnorm.dw.host(), gnorm.db.host()};
+    for (int k = 0; k < 6; ++k) {
+      if (k == 3) {  // the bias gradient sums dy exactly in fp32
+        CHECK(relative_error(got[k], exact[k]) < 1e-5);
+        continue;
+      }
+      if (k >= 4 && !prenorm) continue;
+      INFO("output " << k << " (y, dx, dw, dc, dnorm_w, dnorm_b)");
+      const double budget = relative_error(rounded[k], exact[k]), error = relative_error(got[k], exact[k]);
+      INFO("budget " << budget << " error " << error);
+      CHECK(budget > 1e-5);
+      CHECK(error <= 4 * budget + 1e-6);  // h and dh are rounded to bf16 as well
+    }
+    if (causal) {  // dw's upper triangle stays exactly zero
+      const std::vector<float> dw_host = got[2];
+      bool upper_zero = true;
+      for (int i = 0; i < T; ++i)
+        for (int j = i + 1; j < T; ++j) upper_zero = upper_zero && dw_host[static_cast<size_t>(i) * T + j] == 0.f;
+      CHECK(upper_zero);
+    }
+  }
+}
+
 TEST_CASE("GPU models match the CPU reference: logits, loss, every gradient, 10 AdamW steps", "[gpu][model]") {
   if (!have_gpu()) return;
   for (Precision precision : {Precision::Fp32, Precision::Tf32, Precision::Bf16}) {

@@ -104,8 +104,13 @@ class MixerBlock final : public Block<T> {
     pr_w_ = t.entries().size(); r.weight(t, pre + "ff.proj.weight", {D, F}, F);
     pr_b_ = t.entries().size(); r.bias(t, pre + "ff.proj.bias", {D}, F);
 
-    ln1_ = acts_.make(rows * D); ln1_mean_ = acts_.make(rows); ln1_rstd_ = acts_.make(rows);
-    mix_out_ = shared.transient ? shared.transient : acts_.make(rows * D);  // read only by the residual add below
+    ln1_mean_ = acts_.make(rows); ln1_rstd_ = acts_.make(rows);
+    if (c.variant == MixerVariant::Flat) {  // LN1, the mixing and the residual in one op
+      mix_state_ = acts_.make(ops.mix_sublayer_state_size(max_batch, T_, D));
+    } else {
+      ln1_ = acts_.make(rows * D);
+      mix_out_ = shared.transient ? shared.transient : acts_.make(rows * D);  // read only by the residual add below
+    }
     x2_ = acts_.make(rows * D);
     ln2_mean_ = acts_.make(rows); ln2_rstd_ = acts_.make(rows);
     ffn_state_ = recompute_ ? shared.ffn_state : acts_.make(ops.ffn_state_size(static_cast<int>(rows), D, F, FfnActivation::Gelu, /*prenorm=*/true));
@@ -114,9 +119,13 @@ class MixerBlock final : public Block<T> {
   void forward(const T* x, T* y, int B) override {
     const int D = c_.d_model, T_ = c_.n_ctx, F = c_.ff_mult * D, N = B * T_;
     const size_t ND = static_cast<size_t>(N) * D;
-    ops_.layernorm_forward(ln1_, ln1_mean_, ln1_rstd_, x, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
-    token_mix_forward(B);
-    ops_.add(x2_, x, mix_out_, ND);
+    if (c_.variant == MixerVariant::Flat) {  // x2 = x + Mix(LN(x))
+      ops_.mix_sublayer_forward(x2_, mix_state_, x, ln1(), s_.p(mix_w_[0]), s_.p(mix_c_[0]), x, B, T_, D, c_.causal);
+    } else {
+      ops_.layernorm_forward(ln1_, ln1_mean_, ln1_rstd_, x, s_.p(ln1_w_), s_.p(ln1_b_), N, D);
+      token_mix_forward(B);
+      ops_.add(x2_, x, mix_out_, ND);
+    }
     ops_.ffn_forward(y, ffn_state_, x2_, ln2(), s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), x2_, N, D, F, FfnActivation::Gelu);  // y = x2 + FFN(LN(x2))
     x_ = x;
   }
@@ -133,23 +142,30 @@ class MixerBlock final : public Block<T> {
       ops_.ffn_forward(nullptr, ffn_state_, x2_, ln2(), s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), s_.p(pr_b_), nullptr, N, D, F, FfnActivation::Gelu);
     ops_.ffn_backward(dx2, s_.g(fc_w_), s_.g(fc_b_), s_.g(pr_w_), s_.g(pr_b_), dy, x2_, ffn_state_, ln2(dy), s_.p(fc_w_), s_.p(fc_b_), s_.p(pr_w_), N, D,
                       F, FfnActivation::Gelu, dact, dpre);  // dx2 = dy + d FFN(LN(x2)) / dx2
+    if (c_.variant == MixerVariant::Flat) {  // dx = dx2 + d Mix(LN(x)) / dx
+      ops_.mix_sublayer_backward(dx, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dx2, x_, mix_state_, ln1(dx2), s_.p(mix_w_[0]), B, T_, D, c_.causal, /*dh=*/dln);
+      return;
+    }
     token_mix_backward(dx2, dln, B, ws.a);
     ops_.layernorm_backward(dx, s_.g(ln1_w_), s_.g(ln1_b_), dln, dx2, x_, s_.p(ln1_w_), ln1_mean_, ln1_rstd_, N, D);
   }
 
  private:
-  // LN2, applied inside the feed-forward op; dskip: the residual's gradient (backward)
+  // LN1 (inside the flat mixer's mixing op) and LN2 (inside the feed-forward op); dskip: the residual's
+  // gradient (backward)
+  PreNorm<T> ln1(const T* dskip = nullptr) const {
+    return {NormKind::LayerNorm, s_.p(ln1_w_), s_.p(ln1_b_), ln1_mean_, ln1_rstd_, s_.g(ln1_w_), s_.g(ln1_b_), dskip};
+  }
   PreNorm<T> ln2(const T* dskip = nullptr) const {
     return {NormKind::LayerNorm, s_.p(ln2_w_), s_.p(ln2_b_), ln2_mean_, ln2_rstd_, s_.g(ln2_w_), s_.g(ln2_b_), dskip};
   }
 
-  // mix_out_ = Mix(ln1_)
+  // mix_out_ = Mix(ln1_) for the variants other than flat (whose mixing is one op, mix_sublayer_*)
   void token_mix_forward(int B) {
     const int D = c_.d_model, T_ = c_.n_ctx, N = B * T_;
     const size_t ND = static_cast<size_t>(N) * D;
     switch (c_.variant) {
       case MixerVariant::Flat:
-        ops_.mix_forward(mix_out_, ln1_, s_.p(mix_w_[0]), s_.p(mix_c_[0]), B, T_, T_, D, 1, c_.causal);
         break;
       case MixerVariant::Heads:
         ops_.linear_forward(proj_, ln1_, s_.p(proj_w_), s_.p(proj_b_), N, D, D);
@@ -182,7 +198,6 @@ class MixerBlock final : public Block<T> {
     const size_t ND = static_cast<size_t>(N) * D;
     switch (c_.variant) {
       case MixerVariant::Flat:
-        ops_.mix_backward(dln1, s_.g(mix_w_[0]), s_.g(mix_c_[0]), dmix, ln1_, s_.p(mix_w_[0]), B, T_, T_, D, 1, c_.causal);
         break;
       case MixerVariant::Heads: {
         T* dmixed = scratch;
@@ -221,7 +236,7 @@ class MixerBlock final : public Block<T> {
   size_t ln1_w_, ln1_b_, ln2_w_, ln2_b_, fc_w_, fc_b_, pr_w_, pr_b_, proj_w_ = 0, proj_b_ = 0, out_w_ = 0, out_b_ = 0;
   std::vector<size_t> mix_w_, mix_c_;
   const T* x_ = nullptr;
-  T *ln1_, *ln1_mean_, *ln1_rstd_, *mix_out_, *x2_, *ln2_mean_, *ln2_rstd_, *ffn_state_;
+  T *ln1_ = nullptr, *ln1_mean_, *ln1_rstd_, *mix_state_ = nullptr, *mix_out_ = nullptr, *x2_, *ln2_mean_, *ln2_rstd_, *ffn_state_;
   T *proj_ = nullptr, *mixed_ = nullptr, *inner_pre_ = nullptr, *inner_act_ = nullptr;
   std::vector<T*> branch_pre_;
 };

@@ -59,7 +59,7 @@ class Block {
 // instead of stored per block: the feed-forward state (Ops::ffn_forward) and, for Llama/hybrid, the
 // self-attention state (Ops::self_attention_forward; null when the backend's attention is fused: its
 // state is small). `transient` [N,D]: a forward-only array of one block at a time, dead before the next
-// block runs: the mixer's mixing output (consumed by the residual add). (The pre-norms of the sublayers
+// block runs: the mixing output of the mixer variants other than flat (consumed by the residual add). (The pre-norms of the sublayers
 // live inside the sublayer ops, Ops::PreNorm, which keep the normalized rows in their own state.)
 template <class T>
 struct SharedBuffers {

@@ -111,6 +111,25 @@ class Ops {
   virtual void mix_forward(T* out, const T* inp, const T* w, const T* c, int B, int Ti, int To, int D, int G, bool causal) = 0;
   virtual void mix_backward(T* dinp, T* dw, T* dc, const T* dout, const T* inp, const T* w, int B, int Ti, int To, int D, int G, bool causal) = 0;
 
+  // Token-mixing sublayer of the flat mixer (one [T,T] matrix for every feature), one op so that a backend
+  // chooses how its input is kept: h = norm(x) (or x), out[B,T,D] = Mix(h) + skip (mix_forward with
+  // G = 1, Ti = To = T; skip may be null). `state` keeps h for backward: mix_sublayer_state_size()
+  // elements (here only with a norm, else backward reads x; the CUDA bf16 backend keeps h or x in bf16).
+  // Backward takes x again and scratch dh [N,D] (used only with a norm; dinp may alias dout, not dh).
+  virtual size_t mix_sublayer_state_size(int B, int T_ctx, int D) const { return static_cast<size_t>(B) * T_ctx * D; }
+  virtual void mix_sublayer_forward(T* out, T* state, const T* x, const PreNorm<T>& norm, const T* w, const T* c, const T* skip, int B, int T_ctx, int D,
+                                    bool causal) {
+    const int N = B * T_ctx;
+    const T* h = prenorm_forward(norm, state, x, N, D);
+    mix_forward(out, h, w, c, B, T_ctx, T_ctx, D, 1, causal);
+    if (skip) add_inplace(out, skip, static_cast<size_t>(N) * D);
+  }
+  virtual void mix_sublayer_backward(T* dinp, T* dw, T* dc, const T* dout, const T* x, const T* state, const PreNorm<T>& norm, const T* w, int B,
+                                     int T_ctx, int D, bool causal, T* dh) {
+    mix_backward(norm.on() ? dh : dinp, dw, dc, dout, norm.on() ? state : x, w, B, T_ctx, T_ctx, D, 1, causal);
+    prenorm_backward(norm, dinp, dh, x, B * T_ctx, D);
+  }
+
   // Rotary embedding (HF Llama rotate_half convention, theta 10000) applied in place to the q and k
   // parts of qkv [B,T,3D] with H heads; backward rotates the gradient back, in place.
   virtual void rope_forward(T* qkv, int B, int T_ctx, int D, int H) = 0;

@@ -104,6 +104,17 @@ class ProfiledOps final : public Ops<T> {
     time("mix_backward", [&] { return mix_shape(B, Ti, To, D, G); },
         [&] { inner_.mix_backward(dinp, dw, dc, dout, inp, w, B, Ti, To, D, G, causal); });
   }
+  size_t mix_sublayer_state_size(int B, int T_ctx, int D) const override { return inner_.mix_sublayer_state_size(B, T_ctx, D); }
+  void mix_sublayer_forward(T* out, T* state, const T* x, const PreNorm<T>& norm, const T* w, const T* c, const T* skip, int B, int T_ctx, int D,
+                            bool causal) override {
+    time("mix_sublayer_forward", [&] { return mix_shape(B, T_ctx, T_ctx, D, 1) + norm_suffix(norm); },
+         [&] { inner_.mix_sublayer_forward(out, state, x, norm, w, c, skip, B, T_ctx, D, causal); });
+  }
+  void mix_sublayer_backward(T* dinp, T* dw, T* dc, const T* dout, const T* x, const T* state, const PreNorm<T>& norm, const T* w, int B, int T_ctx,
+                             int D, bool causal, T* dh) override {
+    time("mix_sublayer_backward", [&] { return mix_shape(B, T_ctx, T_ctx, D, 1) + norm_suffix(norm); },
+         [&] { inner_.mix_sublayer_backward(dinp, dw, dc, dout, x, state, norm, w, B, T_ctx, D, causal, dh); });
+  }
   void rope_forward(T* qkv, int B, int T_ctx, int D, int H) override {
     time("rope_forward", [&] { return rows(B * T_ctx, D); }, [&] { inner_.rope_forward(qkv, B, T_ctx, D, H); });
   }
