@@ -7,20 +7,28 @@ namespace mm::cuda {
 namespace {
 constexpr int kThreads = 256;
 
-__global__ void cross_entropy_kernel(float* losses, float* dlogits, const float* logits, const int32_t* targets, int V, float dscale) {
+__device__ __forceinline__ float as_float(float v) { return v; }
+__device__ __forceinline__ float as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+
+// One block per row; logits and dlogits fp32 or bf16 (dlogits may alias logits: every read of a row
+// precedes the barrier before its gradient is written, element by element by the thread that read it).
+template <class LogitT>
+__global__ void cross_entropy_kernel(float* losses, LogitT* dlogits, const LogitT* logits, const int32_t* targets, int V, float dscale) {
   const int row = blockIdx.x;
-  const float* r = logits + static_cast<size_t>(row) * V;
-  float* dr = dlogits ? dlogits + static_cast<size_t>(row) * V : nullptr;
+  const LogitT* r = logits + static_cast<size_t>(row) * V;
+  LogitT* dr = dlogits ? dlogits + static_cast<size_t>(row) * V : nullptr;
   const int target = targets[row];
   if (target < 0) {
     if (threadIdx.x == 0) losses[row] = 0.f;
     if (dr)
-      for (int v = threadIdx.x; v < V; v += blockDim.x) dr[v] = 0.f;
+      for (int v = threadIdx.x; v < V; v += blockDim.x) store(dr + v, 0.f);
     return;
   }
   float m = -INFINITY, s = 0.f;
   for (int v = threadIdx.x; v < V; v += blockDim.x) {
-    const float x = r[v];
+    const float x = as_float(r[v]);
     if (x > m) {
       s = s * __expf(m - x) + 1.f;
       m = x;
@@ -44,19 +52,24 @@ __global__ void cross_entropy_kernel(float* losses, float* dlogits, const float*
   float gs = 0.f;
   for (int w = 0; w < kThreads / 32; ++w) gs += shared_m[w] == -INFINITY ? 0.f : shared_s[w] * __expf(shared_m[w] - gm);
   const float log_sum = logf(gs) + gm;
-  const float target_logit = r[target];
+  const float target_logit = as_float(r[target]);
   __syncthreads();
   if (threadIdx.x == 0) losses[row] = log_sum - target_logit;
   if (dr) {
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
-      const float p = __expf(r[v] - log_sum);
-      dr[v] = (p - (v == target ? 1.f : 0.f)) * dscale;
+      const float p = __expf(as_float(r[v]) - log_sum);
+      store(dr + v, (p - (v == target ? 1.f : 0.f)) * dscale);
     }
   }
 }
 }  // namespace
 
 void cross_entropy(Context& ctx, float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) {
+  cross_entropy_kernel<<<N, kThreads, 0, ctx.stream()>>>(losses, dlogits, logits, targets, V, dscale);
+  MM_LAUNCH_CHECK();
+}
+
+void cross_entropy(Context& ctx, float* losses, __nv_bfloat16* dlogits, const __nv_bfloat16* logits, const int32_t* targets, int N, int V, float dscale) {
   cross_entropy_kernel<<<N, kThreads, 0, ctx.stream()>>>(losses, dlogits, logits, targets, V, dscale);
   MM_LAUNCH_CHECK();
 }

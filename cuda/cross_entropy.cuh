@@ -6,4 +6,6 @@
 
 namespace mm::cuda {
 void cross_entropy(Context& ctx, float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale);
+// The same on bf16 logits (fp32 arithmetic), writing bf16 gradients; dlogits may alias logits.
+void cross_entropy(Context& ctx, float* losses, __nv_bfloat16* dlogits, const __nv_bfloat16* logits, const int32_t* targets, int N, int V, float dscale);
 }  // namespace mm::cuda

@@ -5,6 +5,7 @@
 #include "attention.cuh"
 #include "context.cuh"
 #include "cross_entropy.cuh"
+#include "head_loss.cuh"
 #include "distance.cuh"
 #include "cuda_ops.h"
 #include "elementwise.cuh"
@@ -169,6 +170,16 @@ class CudaOps final : public Ops<float> {
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* state, int B, int T, int D, int H,
                           bool rope) override {
     cuda::attention_backward(ctx_, dqkv, dout, qkv, out, state, B, T, D, H, rope);
+  }
+  // bf16: logits and their gradients in bf16 (cuda/head_loss.cu); otherwise the composed default.
+  void head_loss_forward(float* losses, float* dlogits, const float* top, const float* w, const int32_t* targets, int N, int D, int V,
+                         float dscale) override {
+    if (bf16()) cuda::head_loss_forward(ctx_, losses, dlogits, top, w, targets, N, D, V, dscale);
+    else Ops<float>::head_loss_forward(losses, dlogits, top, w, targets, N, D, V, dscale);
+  }
+  void head_loss_backward(float* dtop, float* dw, const float* dlogits, const float* top, const float* w, int N, int D, int V) override {
+    if (bf16()) cuda::head_loss_backward(ctx_, dtop, dw, dlogits, top, w, N, D, V);
+    else Ops<float>::head_loss_backward(dtop, dw, dlogits, top, w, N, D, V);
   }
   void cross_entropy(float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) override {
     cuda::cross_entropy(ctx_, losses, dlogits, logits, targets, N, V, dscale);

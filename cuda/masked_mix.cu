@@ -60,6 +60,43 @@ __global__ void mix_bias_rows_kernel(float* rows, const float* dout, int B, int 
   if (lane == 0) rows[static_cast<size_t>(b) * G * To + static_cast<size_t>(g) * To + i] = s;
 }
 
+// The flat sublayer's passes over [B*T, D] rows (D % 4 == 0: 16-byte accesses; one warp per row).
+// out[r] += c[r % T] + skip[r] (skip may be null)
+__global__ void add_row_bias_kernel(float* out, const float* c, const float* skip, int rows, int T, int D) {
+  const int lane = threadIdx.x % 32;
+  for (int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < rows; r += gridDim.x * (blockDim.x / 32)) {
+    const float bias = c[r % T];
+    float4* o = reinterpret_cast<float4*>(out + static_cast<size_t>(r) * D);
+    const float4* k = skip ? reinterpret_cast<const float4*>(skip + static_cast<size_t>(r) * D) : nullptr;
+    for (int q = lane; q < D / 4; q += 32) {
+      float4 v = o[q];
+      const float4 add = k ? k[q] : make_float4(0.f, 0.f, 0.f, 0.f);
+      v.x += bias + add.x;
+      v.y += bias + add.y;
+      v.z += bias + add.z;
+      v.w += bias + add.w;
+      o[q] = v;
+    }
+  }
+}
+// dst = src rounded to bf16, and row_sums[r] = sum of src's row r (the bias gradient's first pass)
+__global__ void round_and_sum_rows_kernel(bf16* dst, float* row_sums, const float* src, int rows, int D) {
+  const int lane = threadIdx.x % 32;
+  for (int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < rows; r += gridDim.x * (blockDim.x / 32)) {
+    const float4* x = reinterpret_cast<const float4*>(src + static_cast<size_t>(r) * D);
+    __nv_bfloat162* y = reinterpret_cast<__nv_bfloat162*>(dst + static_cast<size_t>(r) * D);
+    float sum = 0.f;
+    for (int q = lane; q < D / 4; q += 32) {
+      const float4 v = x[q];
+      sum += (v.x + v.y) + (v.z + v.w);
+      y[2 * q] = __floats2bfloat162_rn(v.x, v.y);
+      y[2 * q + 1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+    sum = warp_sum(sum);
+    if (lane == 0) row_sums[r] = sum;
+  }
+}
+
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
 
 // dc[g, i] += sum over b and the group's features of dout[b, i, g-features] (two deterministic passes)
@@ -124,7 +161,8 @@ void mix_sublayer_forward(Context& ctx, float* out, float* state, const float* x
   // out_b[T, D] = masked[T, T] @ h_b[T, D] for every b, then + c + skip
   const long long seq = static_cast<long long>(T) * D;
   gemm_bf16(ctx, false, false, T, D, T, 1.f, masked, T, 0, h, D, seq, 0.f, out, D, seq, B);
-  mix_bias_kernel<<<std::min(N, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, B, T, D, 1);
+  if (D % 4 == 0) add_row_bias_kernel<<<std::min(blocks_for(N, 8), ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, N, T, D);
+  else mix_bias_kernel<<<std::min(N, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, B, T, D, 1);
   MM_LAUNCH_CHECK();
 }
 
@@ -134,7 +172,19 @@ void mix_sublayer_backward(Context& ctx, float* dinp, float* dw, float* dc, cons
   const size_t mat = static_cast<size_t>(T) * T;
   const long long seq = static_cast<long long>(T) * D;
   const bf16* h = reinterpret_cast<const bf16*>(state);
-  const bf16* dout16 = to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * D);
+  // dout rounded for the GEMMs and summed per row for dc, in one pass where rows are float4-aligned
+  const bf16* dout16;
+  if (D % 4 == 0) {
+    auto* rounded = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastC, static_cast<size_t>(N) * D / 2 + 1));
+    float* rows = ctx.scratch(kSlotMixBiasRows, static_cast<size_t>(N));
+    round_and_sum_rows_kernel<<<std::min(blocks_for(N, 8), ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(rounded, rows, dout, N, D);
+    MM_LAUNCH_CHECK();
+    accumulate_partials(ctx, dc, rows, B, T);
+    dout16 = rounded;
+  } else {
+    dout16 = to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * D);
+    mix_bias_grad(ctx, dc, dout, B, T, D, 1);
+  }
   bf16* masked = reinterpret_cast<bf16*>(ctx.scratch(kSlotMixMasked, mat));
   lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w, T, T, causal);
   MM_LAUNCH_CHECK();
@@ -143,7 +193,6 @@ void mix_sublayer_backward(Context& ctx, float* dinp, float* dw, float* dc, cons
   gemm_bf16(ctx, false, true, T, T, D, 1.f, dout16, D, seq, h, D, seq, 0.f, partial, T, static_cast<long long>(mat), B);
   reduce_masked_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(dw, partial, B, T, T, causal);
   MM_LAUNCH_CHECK();
-  mix_bias_grad(ctx, dc, dout, B, T, D, 1);
   // dh_b[T, D] = masked^T @ dout_b: bf16 into dh for the norm's backward, or fp32 into dinp
   if (norm.on()) {
     bf16* dh16 = reinterpret_cast<bf16*>(dh);

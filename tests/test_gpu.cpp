@@ -357,11 +357,12 @@ TEST_CASE("GPU bf16 mixing sublayer (normalized input kept in bf16) obeys the ra
   CpuOps<double> ref;
   for (NormKind norm_kind : {NormKind::LayerNorm, NormKind::None})
   for (bool causal : {true, false})
-  for (int T : {70, 256}) {
-    const int B = 2, D = 24, N = B * T;
+  for (int T : {70, 256})
+  for (int D : {24, 6}) {  // rows of float4s, and rows that are not
+    const int B = 2, N = B * T;
     const size_t ND = static_cast<size_t>(N) * D;
     const bool prenorm = norm_kind != NormKind::None;
-    INFO("T" << T << " causal " << causal << " norm " << norm_name(norm_kind));
+    INFO("T" << T << " D" << D << " causal " << causal << " norm " << norm_name(norm_kind));
     auto x = test::random_vector(ND, 61), w = test::random_vector(static_cast<size_t>(T) * T, 62), c = test::random_vector(T, 63);
     auto dy = test::random_vector(ND, 64), skip = test::random_vector(ND, 65), dskip = test::random_vector(ND, 66);
     auto norm_w = test::random_vector(D, 67), norm_b = test::random_vector(D, 68);
@@ -404,6 +405,39 @@ TEST_CASE("GPU bf16 mixing sublayer (normalized input kept in bf16) obeys the ra
       CHECK(upper_zero);
     }
   }
+}
+
+TEST_CASE("GPU bf16 head + loss (bf16 logits and gradients) obeys the ratio rule", "[gpu][ops][bf16]") {
+  if (!have_gpu()) return;
+  auto gpu = make_backend(Device::Cuda, Precision::Bf16);
+  CpuOps<double> ref;
+  const int N = 45, D = 32, V = 200;
+  auto top = test::random_vector(N * D, 71), w = test::random_vector(V * D, 72);
+  auto targets = test::random_tokens(N, V, 73);
+  targets[5] = -1;
+  const double dscale = 1.0 / (N - 1);
+  // outputs: losses, dtop, dw
+  auto head = [&](const std::vector<double>& tops, const std::vector<double>& ws) {
+    std::vector<double> losses(N), dlogits(static_cast<size_t>(N) * V), dtop(N * D), dw(w.size(), 0.0);
+    ref.head_loss_forward(losses.data(), dlogits.data(), tops.data(), ws.data(), targets.data(), N, D, V, dscale);
+    ref.head_loss_backward(dtop.data(), dw.data(), dlogits.data(), tops.data(), ws.data(), N, D, V);
+    return std::vector<std::vector<double>>{losses, dtop, dw};
+  };
+  const auto exact = head(top, w), rounded = head(round_bf16(top), round_bf16(w));
+  Dev gtop(*gpu, to_float(top)), gw(*gpu, to_float(w)), glosses(*gpu, N), gdlogits(*gpu, static_cast<size_t>(N) * V), gdtop(*gpu, N * D), gdw(*gpu, w.size());
+  DeviceArray<int32_t, float> gtargets(*gpu, N);
+  gpu->to_device(gtargets.get(), targets.data(), N * sizeof(int32_t));
+  gpu->head_loss_forward(glosses.p(), gdlogits.p(), gtop.p(), gw.p(), gtargets.get(), N, D, V, static_cast<float>(dscale));
+  gpu->head_loss_backward(gdtop.p(), gdw.p(), gdlogits.p(), gtop.p(), gw.p(), N, D, V);
+  const std::vector<std::vector<float>> got = {glosses.host(), gdtop.host(), gdw.host()};
+  for (int k = 0; k < 3; ++k) {
+    INFO("output " << k << " (losses, dtop, dw)");
+    const double budget = relative_error(rounded[k], exact[k]), error = relative_error(got[k], exact[k]);
+    INFO("budget " << budget << " error " << error);
+    CHECK(budget > 1e-6);
+    CHECK(error <= 4 * budget + 1e-6);  // the logits and their gradients are rounded to bf16 as well
+  }
+  CHECK(got[0][5] == 0.f);  // an ignored target has no loss
 }
 
 TEST_CASE("GPU models match the CPU reference: logits, loss, every gradient, 10 AdamW steps", "[gpu][model]") {

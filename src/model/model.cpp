@@ -154,9 +154,13 @@ void Model<T>::head_forward(const T* top, int B) {
 template <class T>
 void Model<T>::loss(const T* top, int B, bool for_backward) {
   const int V = config_.vocab, N = B * config_.n_ctx;
-  head_forward(top, B);
   const T dscale = static_cast<T>(1.0 / static_cast<double>(n_targets_));
-  ops_.cross_entropy(losses_.get(), for_backward ? logits_.get() : nullptr, logits_.get(), targets_.get(), N, V, dscale);
+  if (for_backward) {  // the backend keeps dlogits in logits_ in its own form, for backward()
+    ops_.head_loss_forward(losses_.get(), logits_.get(), top, store_.p(head_param()), targets_.get(), N, config_.d_model, V, dscale);
+    return;
+  }
+  head_forward(top, B);
+  ops_.cross_entropy(losses_.get(), nullptr, logits_.get(), targets_.get(), N, V, dscale);
 }
 
 template <class T>
@@ -222,7 +226,7 @@ void Model<T>::backward() {
   const T* top = final_norm_ != SIZE_MAX ? final_.get() : resid_[config_.n_layers].get();
   T* head = store_.p(head_param());
   T* dhead = store_.g(head_param());
-  ops_.linear_backward(dhidden_.get(), dhead, nullptr, logits_.get(), top, head, N, D, V);  // logits_ holds dlogits
+  ops_.head_loss_backward(dhidden_.get(), dhead, logits_.get(), top, head, N, D, V);  // logits_ holds dlogits
   backward_encode(dhidden_.get(), B);
 }
 

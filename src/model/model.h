@@ -40,7 +40,7 @@ class Model {
 
   // tokens, targets: host arrays [B, n_ctx]; targets < 0 are ignored. Returns the mean loss over the
   // counted targets (0 when targets is null). With `for_backward` the logits buffer is overwritten by
-  // d(mean loss)/d(logits), ready for backward().
+  // d(mean loss)/d(logits) in the backend's form (Ops::head_loss_forward), ready for backward().
   double forward(const int32_t* tokens, const int32_t* targets, int B, bool for_backward = false);
   // Accumulates parameter gradients of the last forward's mean loss into grad_data().
   void backward();

@@ -240,6 +240,20 @@ class Ops {
   // (dlogits may alias logits).
   virtual void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) = 0;
 
+  // Language-model head and loss for a training step, one op so that a backend chooses how the logits are
+  // kept: logits = top[N,D] @ w[V,D]^T, losses[N] = cross_entropy(logits, targets), and the gradient
+  // (softmax - onehot) * dscale left in `dlogits` (an [N,V] array; the CUDA bf16 backend computes the
+  // logits in bf16, as autocast does, and leaves bf16 gradients in its first half) for
+  // head_loss_backward, which writes dtop [N,D] and accumulates dw. The defaults compose linear_forward,
+  // cross_entropy and linear_backward.
+  virtual void head_loss_forward(T* losses, T* dlogits, const T* top, const T* w, const int32_t* targets, int N, int D, int V, T dscale) {
+    linear_forward(dlogits, top, w, nullptr, N, D, V);
+    cross_entropy(losses, dlogits, dlogits, targets, N, V, dscale);
+  }
+  virtual void head_loss_backward(T* dtop, T* dw, const T* dlogits, const T* top, const T* w, int N, int D, int V) {
+    linear_backward(dtop, dw, nullptr, dlogits, top, w, N, D, V);
+  }
+
   // Per-row distance of out [N,D] to target (0 = L1, 1 = L2, 2 = cosine) weighted by weights [N], and
   // its gradient w.r.t. out (src/ops/distance.h): the objective of input inversion.
   virtual void distance_loss(T* losses, T* dout, const T* out, const T* target, const T* weights, int N, int D, int kind) = 0;
