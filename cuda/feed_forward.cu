@@ -84,6 +84,66 @@ __global__ void gelu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre
     store_bf16<W>(dpre + i, g);
   });
 }
+// GELU backward that also sums dpre's columns for db1: blocks take rows, each thread the column groups
+// col = W * (threadIdx.x + k * blockDim.x), k < Groups, whose sums over the block's rows it keeps in
+// registers and writes to partial[blockIdx.x, col..col+W) (summed over blocks by accumulate_partials).
+template <int W, int Groups>
+__global__ void gelu_backward_bias_bf16(bf16* dpre, float* partial, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
+  float sums[Groups][W] = {};
+  for (int row = blockIdx.x; row < N; row += gridDim.x)
+#pragma unroll
+    for (int k = 0; k < Groups; ++k) {
+      const int col = W * (threadIdx.x + k * blockDim.x);
+      if (col >= F) break;
+      const size_t i = static_cast<size_t>(row) * F + col;
+      float x[W], g[W];
+      load_bf16<W>(pre + i, x);
+      load_bf16<W>(dact + i, g);
+#pragma unroll
+      for (int j = 0; j < W; ++j) {
+        g[j] = gelu_grad(g[j], x[j] + bias[col + j]);
+        sums[k][j] += __bfloat162float(__float2bfloat16_rn(g[j]));  // what column_sum of the stored dpre would add
+      }
+      store_bf16<W>(dpre + i, g);
+    }
+#pragma unroll
+  for (int k = 0; k < Groups; ++k) {
+    const int col = W * (threadIdx.x + k * blockDim.x);
+    if (col >= F) break;
+#pragma unroll
+    for (int j = 0; j < W; ++j) partial[static_cast<size_t>(blockIdx.x) * F + col + j] = sums[k][j];
+  }
+}
+
+// dout rounded to bf16 (for the GEMMs) and its column sums for db2 in one pass: blocks take rows,
+// thread t the four columns 4t..4t+3 (D % 4 == 0, D / 4 <= blockDim.x), partial[blockIdx.x, D].
+__global__ void round_and_column_partials(bf16* dst, float* partial, const float* src, int N, int D) {
+  const int col = 4 * threadIdx.x;
+  if (col >= D) return;
+  float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int row = blockIdx.x; row < N; row += 2 * gridDim.x) {  // two rows per step: two loads in flight
+    float4 v[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int at = row + r * gridDim.x;
+      v[r] = at < N ? *reinterpret_cast<const float4*>(src + static_cast<size_t>(at) * D + col) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int at = row + r * gridDim.x;
+      if (at >= N) break;
+      sum.x += v[r].x;
+      sum.y += v[r].y;
+      sum.z += v[r].z;
+      sum.w += v[r].w;
+      __nv_bfloat162* y = reinterpret_cast<__nv_bfloat162*>(dst + static_cast<size_t>(at) * D + col);
+      y[0] = __floats2bfloat162_rn(v[r].x, v[r].y);
+      y[1] = __floats2bfloat162_rn(v[r].z, v[r].w);
+    }
+  }
+  *reinterpret_cast<float4*>(partial + static_cast<size_t>(blockIdx.x) * D + col) = sum;
+}
+
 template <int W>
 __global__ void swiglu_forward_bf16(bf16* act, const bf16* pre, const float* bias, int N, int F) {
   for_each_group<W>(N, F, [&](int row, int col) {
@@ -142,6 +202,46 @@ void activation_forward(Context& ctx, bf16* act, const bf16* pre, const float* b
   }
 }
 
+// GELU backward with db1 += column sums of dpre in the same pass, where the row splits into at most
+// four groups of 8 per thread; false (nothing done) otherwise.
+constexpr int kBiasThreads = 256;
+template <int Groups>
+void launch_gelu_bias(Context& ctx, bf16* dpre, float* db1, const bf16* dact, const bf16* pre, const float* b1, int N, int F) {
+  const int blocks = std::min(N, ctx.sm_count() * 8);
+  float* partial = ctx.scratch(kSlotColumnPartial, static_cast<size_t>(blocks) * F);
+  gelu_backward_bias_bf16<8, Groups><<<blocks, kBiasThreads, 0, ctx.stream()>>>(dpre, partial, dact, pre, b1, N, F);
+  MM_LAUNCH_CHECK();
+  accumulate_partials(ctx, db1, partial, blocks, F);
+}
+bool gelu_backward_with_bias_grad(Context& ctx, bf16* dpre, float* db1, const bf16* dact, const bf16* pre, const float* b1, int N, int F) {
+  if (!b1 || group_width(F, {dpre, dact, pre}) != 8) return false;
+  const int groups = (F / 8 + kBiasThreads - 1) / kBiasThreads;
+  switch (groups) {
+    case 1: launch_gelu_bias<1>(ctx, dpre, db1, dact, pre, b1, N, F); return true;
+    case 2: launch_gelu_bias<2>(ctx, dpre, db1, dact, pre, b1, N, F); return true;
+    case 3:
+    case 4: launch_gelu_bias<4>(ctx, dpre, db1, dact, pre, b1, N, F); return true;
+    default: return false;
+  }
+}
+
+// dout in bf16 for the backward GEMMs, and (db2 != nullptr) db2 += its column sums, in one pass where
+// rows are float4-aligned and short enough for one block; otherwise a rounding pass and a column sum.
+const bf16* round_output_gradient(Context& ctx, float* db2, const float* dout, int N, int D) {
+  const bool aligned = reinterpret_cast<uintptr_t>(dout) % 16 == 0 && D % 4 == 0 && D / 4 <= 1024;
+  if (!db2 || !aligned) {
+    if (db2) column_sum_accumulate(ctx, db2, dout, N, D);
+    return to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * D);
+  }
+  auto* dout16 = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastC, (static_cast<size_t>(N) * D + 1) / 2));
+  const int blocks = std::min(N, ctx.sm_count() * 16);
+  float* partial = ctx.scratch(kSlotColumnPartial, static_cast<size_t>(blocks) * D);
+  round_and_column_partials<<<blocks, ((D / 4 + 31) / 32) * 32, 0, ctx.stream()>>>(dout16, partial, dout, N, D);
+  MM_LAUNCH_CHECK();
+  accumulate_partials(ctx, db2, partial, blocks, D);
+  return dout16;
+}
+
 void activation_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
   switch (group_width(F, {dpre, dact, pre})) {
     case 8: return launch_backward<8>(ctx, dpre, dact, pre, bias, N, F, kind);
@@ -178,13 +278,15 @@ void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2,
   const FfnState s(state, N, D, Fp);
   bf16* dact16 = reinterpret_cast<bf16*>(dact);  // [N,F]
   bf16* dpre16 = reinterpret_cast<bf16*>(dpre);  // [N,Fp]
-  const bf16* dout16 = to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * D);
+  const bf16* dout16 = round_output_gradient(ctx, db2, dout, N, D);  // and db2 += column sums of dout
   const bf16* w2_16 = to_bf16(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F);
   gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);                     // dact = dout w2
   gemm_bf16(ctx, true, false, D, F, N, 1.f, dout16, D, 0, s.act, F, 0, 1.f, dw2, F, 0);  // dw2 += dout^T act
-  if (db2) column_sum_accumulate(ctx, db2, dout, N, D);
-  activation_backward(ctx, dpre16, dact16, s.pre, b1, N, F, act);
-  if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
+  const bool bias_done = act == FfnActivation::Gelu && db1 && gelu_backward_with_bias_grad(ctx, dpre16, db1, dact16, s.pre, b1, N, F);
+  if (!bias_done) {
+    activation_backward(ctx, dpre16, dact16, s.pre, b1, N, F, act);
+    if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
+  }
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
   gemm_bf16(ctx, true, false, Fp, D, N, 1.f, dpre16, Fp, 0, s.x, D, 0, 1.f, dw1, D, 0);  // dw1 += dpre^T h
   if (norm.on()) {  // dh = dpre w1 in bf16 (into dact, consumed; distinct from dpre), then the norm's backward

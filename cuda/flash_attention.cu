@@ -479,11 +479,42 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dkdv_kernel(OutT* dqk
   }
 }
 
+// delta = rowsum(dO * O) of the warp's 16 query rows from the dO tile in shared memory and O (bf16,
+// row stride D) in global memory: lanes 2r and 2r+1 take row r, half of the head each; returns, for
+// this lane, the deltas of its accumulator rows g and g + 8, and writes the 16 rows' deltas to `delta`.
+template <int Dh>
+__device__ __forceinline__ void warp_rows_delta(float (&row_delta)[2], float* delta, const bf16* do_tile, const bf16* out16, const HeadView& view,
+                                                int first_row, int T, int D) {
+  const int lane = threadIdx.x % 32, r = lane / 2, half = lane % 2, row = first_row + r;
+  float sum = 0.f;
+  if (row < T) {
+    const bf16* o = out16 + view.row_offset + static_cast<size_t>(row) * D + half * (Dh / 2);
+    const bf16* g = do_tile + (row - first_row + 16 * (threadIdx.x / 32)) * (Dh + kPad) + half * (Dh / 2);
+#pragma unroll
+    for (int c = 0; c < Dh / 2; c += 8) {
+      const uint4 o_raw = *reinterpret_cast<const uint4*>(o + c), g_raw = *reinterpret_cast<const uint4*>(g + c);
+      const auto* op = reinterpret_cast<const __nv_bfloat162*>(&o_raw);
+      const auto* gp = reinterpret_cast<const __nv_bfloat162*>(&g_raw);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 a = __bfloat1622float2(op[i]), b = __bfloat1622float2(gp[i]);
+        sum += a.x * b.x + a.y * b.y;
+      }
+    }
+  }
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  if (half == 0 && row < T) delta[view.lse_offset + row] = sum;
+  const int g = lane / 4;
+  row_delta[0] = __shfl_sync(0xffffffffu, sum, 2 * g);
+  row_delta[1] = __shfl_sync(0xffffffffu, sum, 2 * (g + 8));
+}
+
 // dQ: grid (ceil(T/64), B*H); each warp owns 16 queries and sums over the keys at or before them, 64
-// keys per shared tile (double-buffered). dQ = scale dS k.
+// keys per shared tile (double-buffered). dQ = scale dS k. With out16 (bf16 O), the kernel computes its
+// rows' delta itself and writes it for the dK/dV kernel (which then runs after it); otherwise it reads delta.
 template <int Dh, class OutT>
-__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(OutT* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse,
-                                                                      const float* delta, const float2* rope, int T, int D, int H, float scale) {
+__global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(OutT* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse, float* delta,
+                                                                      const bf16* out16, const float2* rope, int T, int D, int H, float scale) {
   constexpr int ld = Dh + kPad, kTile = kDqKeys * ld;
   extern __shared__ __align__(16) unsigned char shared[];
   bf16* q_tile = reinterpret_cast<bf16*>(shared);  // [64][ld]
@@ -504,9 +535,14 @@ __global__ void __launch_bounds__(kThreads) flash_backward_dq_kernel(OutT* dqkv,
   const float log2_scale = scale * 1.4426950408889634f;
   float row_lse[2], row_delta[2];  // lse in base-2 units
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    row_lse[r] = row[r] < T ? lse[view.lse_offset + row[r]] * 1.4426950408889634f : INFINITY;
-    row_delta[r] = row[r] < T ? delta[view.lse_offset + row[r]] : 0.f;
+  for (int r = 0; r < 2; ++r) row_lse[r] = row[r] < T ? lse[view.lse_offset + row[r]] * 1.4426950408889634f : INFINITY;
+  if (out16) {  // the dO tile first (and the first K/V tile with it)
+    wait_async<0>();
+    __syncthreads();
+    warp_rows_delta<Dh>(row_delta, delta, do_tile, out16, view, q0 + 16 * warp, T, D);
+  } else {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) row_delta[r] = row[r] < T ? delta[view.lse_offset + row[r]] : 0.f;
   }
   float dq[Dh / 8][4] = {};
   const int last_key = min(q0 + kBlockRows, T) - 1;
@@ -562,16 +598,19 @@ void forward(Context& ctx, OutT* out, float* lse, const bf16* qkv16, int B, int 
   MM_LAUNCH_CHECK();
 }
 
+// dQ, then dK/dV. With out16 (bf16 O) the dQ kernel computes delta (and writes it for dK/dV); without,
+// delta must hold it already.
 template <int Dh, class OutT>
-void backward(Context& ctx, OutT* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse, const float* delta, int B, int T, int D, int H, bool rope) {
+void backward(Context& ctx, OutT* dqkv, const bf16* dout16, const bf16* qkv16, const float* lse, float* delta, const bf16* out16, int B, int T, int D,
+              int H, bool rope) {
   const float2* table = rope ? rope_table(ctx, T, Dh) : nullptr;
   const dim3 grid((T + kBlockRows - 1) / kBlockRows, B * H);
   const float scale = 1.f / sqrtf(static_cast<float>(Dh));
+  allow_smem(flash_backward_dq_kernel<Dh, OutT>, dq_smem(Dh));
+  flash_backward_dq_kernel<Dh, OutT><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, out16, table, T, D, H, scale);
+  MM_LAUNCH_CHECK();
   allow_smem(flash_backward_dkdv_kernel<Dh, OutT>, dkdv_smem(Dh));
   flash_backward_dkdv_kernel<Dh, OutT><<<grid, kThreads, dkdv_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, table, T, D, H, scale);
-  MM_LAUNCH_CHECK();
-  allow_smem(flash_backward_dq_kernel<Dh, OutT>, dq_smem(Dh));
-  flash_backward_dq_kernel<Dh, OutT><<<grid, kThreads, dq_smem(Dh), ctx.stream()>>>(dqkv, dout16, qkv16, lse, delta, table, T, D, H, scale);
   MM_LAUNCH_CHECK();
 }
 
@@ -592,15 +631,21 @@ void forward_any(Context& ctx, OutT* out, float* lse, const bf16* qkv16, int B, 
   for_head_size(D / H, [&](auto dh) { forward<decltype(dh)::value>(ctx, out, lse, qkv16, B, T, D, H); });
 }
 
-// delta = rowsum(dout * out) per head, then the dK/dV and dQ kernels.
+// delta = rowsum(dout * out) per head (inside the dQ kernel where out and dout are bf16), then the
+// dQ and dK/dV kernels.
 template <class InT, class OutT>
 void backward_any(Context& ctx, OutT* dqkv, const bf16* dout16, const InT* dout, const InT* out, const bf16* qkv16, const float* lse, int B, int T,
                   int D, int H, bool rope) {
   float* delta = ctx.scratch(kSlotAttentionDelta, static_cast<size_t>(B) * H * T);
-  const size_t rows = static_cast<size_t>(B) * T * H;
-  attention_delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, ctx.stream()>>>(delta, dout, out, B, T, D, H);
-  MM_LAUNCH_CHECK();
-  for_head_size(D / H, [&](auto dh) { backward<decltype(dh)::value>(ctx, dqkv, dout16, qkv16, lse, delta, B, T, D, H, rope); });
+  const bf16* out16 = nullptr;
+  if constexpr (std::is_same_v<InT, bf16>) {
+    out16 = out;
+  } else {
+    const size_t rows = static_cast<size_t>(B) * T * H;
+    attention_delta_kernel<<<blocks_for(rows * 32, 256), 256, 0, ctx.stream()>>>(delta, dout, out, B, T, D, H);
+    MM_LAUNCH_CHECK();
+  }
+  for_head_size(D / H, [&](auto dh) { backward<decltype(dh)::value>(ctx, dqkv, dout16, qkv16, lse, delta, out16, B, T, D, H, rope); });
 }
 
 }  // namespace

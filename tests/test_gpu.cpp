@@ -309,7 +309,7 @@ TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the
   const int N = 41, D = 24;
   for (NormKind norm_kind : {NormKind::None, NormKind::LayerNorm, NormKind::RmsNorm})
   for (FfnActivation act : {FfnActivation::Gelu, FfnActivation::SwiGlu})
-  for (int F : {64, 36}) {  // rows in groups of 8, and rows of 36 (the one-value kernels)
+  for (int F : {64, 36, 4160}) {  // rows in groups of 8, rows of 36 (the one-value kernels), rows wider than a block
     INFO((act == FfnActivation::Gelu ? "gelu" : "swiglu") << " F" << F << " norm " << norm_name(norm_kind));
     const int Fp = ffn_pre_width(F, act);
     const bool prenorm = norm_kind != NormKind::None;
