@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Per-kernel GPU times of one training step (Nsight Compute, durations only), summed by kernel name.
 # Usage on the device: dev/kernel_profile.sh BIN CONFIG [skip] [count]
-# (skip: launches of warm-up steps to pass over; count: about one step's launches)
+# (skip: launches of warm-up steps to pass over; count: launches to record, more than one step's: the
+# table sums exactly one step, from one embedding-forward launch (a step's first kernel) up to the next,
+# when the window holds two)
 set -euo pipefail
 bin=$1 config=$2 skip=${3:-600} count=${4:-300}
 ncu --csv --metrics gpu__time_duration.sum --launch-skip "$skip" --launch-count "$count" \
@@ -11,6 +13,12 @@ import csv, sys, collections
 rows = [r for r in csv.reader(l for l in sys.stdin if l.startswith("\""))]
 head, body = rows[0], rows[1:]
 name, value = head.index("Kernel Name"), head.index("Metric Value")
+steps = [i for i, r in enumerate(body) if "embedding_forward" in r[name]]
+if len(steps) >= 2:
+    body = body[steps[0]:steps[1]]  # one whole step
+    print("one training step (from one embedding-forward launch to the next): ", end="")
+else:
+    print("a window of launches (fewer than two steps begin in it): ", end="")
 total = collections.defaultdict(float); calls = collections.Counter()
 for r in body:
     k = r[name].replace("(anonymous namespace)::", "").replace("void ", "").split("(")[0][:70]

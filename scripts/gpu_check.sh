@@ -3,7 +3,7 @@
 # training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
 # $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
-#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,profile,train,representation,representation_trained,
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,profile,kernels,train,representation,representation_trained,
 #     representation_llama1024,
 #     retrieval,compare,heads,context,torch,
 #     speed (maskmix bench and the PyTorch twin alternated for 3 rounds: the card's speed drifts between
@@ -40,6 +40,13 @@ if has profile; then
   stage "maskmix bench --profile (per-op table)"
   timeout 200 "$bin" bench --device cuda --batch 32 --steps 10 --profile 3 --out "$res/bench_profiled_${tag}.csv" \
     --profile-out "$res/profile_${tag}.csv" 2>&1 | grep -v "^bench:"
+fi
+if has kernels; then  # Nsight Compute: per-kernel time of one training step per config (dev/kernel_profile.sh)
+  stage "per-kernel profile (ncu)"
+  for config in mixer:d512:l8:c512 mixer:d1024:l8:c512 llama:d512:l8:h4:c512 llama:d1024:l8:h8:c512; do
+    { echo "## $config (batch 32, vocab 4096)"; echo; timeout 150 dev/kernel_profile.sh "$bin" "$config" 700 800; echo; } >> "$res/kernels.md" 2>&1
+  done
+  grep -E "^## |kernel launches" "$res/kernels.md"
 fi
 if has train; then
   for model in mixer:d512:l8:c512 llama:d512:l8:h4:c512; do
