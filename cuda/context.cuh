@@ -54,6 +54,8 @@ enum ScratchSlot : int {
   kSlotAttentionDelta,  // flash attention backward: rowsum(dO * O) [B, H, T]
   kSlotRotatedQkv,      // attention (GEMM path) with RoPE: the rotated copy of qkv [B, T, 3D]
   kSlotQkvRows,         // self-attention in bf16 with a qkv bias: the fp32 projection before it is rounded [B, T, 3D]
+  kSlotTokenOrder,      // embedding backward: positions, then token ids and positions sorted by token [3, N] (int32)
+  kSlotSortTemp,        // embedding backward: the radix sort's temporary storage
 };
 
 // A cuBLASLt plan for one linear-layer shape: descriptors and the heuristic's algorithm, built on first

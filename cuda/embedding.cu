@@ -1,10 +1,12 @@
 // Embedding kernels.
 #include "embedding.cuh"
 
+#include <algorithm>
+#include <cub/device/device_radix_sort.cuh>
+
 namespace mm::cuda {
 
 namespace {
-constexpr int kChunk = 1024;
 
 __global__ void embedding_forward_kernel(float* out, const int32_t* tokens, const float* wte, const float* wpe, int N, int T, int D) {
   const size_t total = static_cast<size_t>(N) * D;
@@ -16,39 +18,44 @@ __global__ void embedding_forward_kernel(float* out, const int32_t* tokens, cons
   }
 }
 
-// Block v accumulates every row n with tokens[n] == v, in increasing n.
-__global__ void embedding_backward_kernel(float* dwte, const float* dout, const int32_t* tokens, int N, int D) {
-  const int v = blockIdx.x;
-  __shared__ int32_t chunk[kChunk];
-  __shared__ int matches[kChunk];
-  __shared__ int n_matches;
-  extern __shared__ float acc[];  // D floats
-  for (int d = threadIdx.x; d < D; d += blockDim.x) acc[d] = 0.f;
-  for (int base = 0; base < N; base += kChunk) {
-    const int len = min(kChunk, N - base);
-    if (threadIdx.x == 0) n_matches = 0;
-    __syncthreads();
-    for (int i = threadIdx.x; i < len; i += blockDim.x) chunk[i] = tokens[base + i];
-    __syncthreads();
-    if (threadIdx.x < 32) {  // warp 0: ordered compaction with ballots keeps the summation order fixed
-      const unsigned lane = threadIdx.x;
-      int count = 0;
-      for (int i = 0; i < len; i += 32) {
-        const bool hit = i + static_cast<int>(lane) < len && chunk[i + lane] == v;
-        const unsigned mask = __ballot_sync(0xffffffffu, hit);
-        if (hit) matches[count + __popc(mask & ((1u << lane) - 1u))] = base + i + static_cast<int>(lane);
-        count += __popc(mask);
-      }
-      if (lane == 0) n_matches = count;
-    }
-    __syncthreads();
-    for (int m = 0; m < n_matches; ++m) {
-      const float* g = dout + static_cast<size_t>(matches[m]) * D;
-      for (int d = threadIdx.x; d < D; d += blockDim.x) acc[d] += g[d];
-    }
-    __syncthreads();
+__global__ void iota_kernel(int32_t* x, int n) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) x[i] = i;
+}
+
+// Block v adds to dwte row v the rows n of dout with tokens[n] == v: they are positions[first..last) of
+// the positions sorted (stably) by token, found by binary search. Warp w sums rows first + w, first + w +
+// warps, ... into its own shared row (so a frequent token's rows stream through every warp at once),
+// and the warps' rows are then added in order: a fixed summation order, the same on every run.
+__global__ void embedding_backward_kernel(float* dwte, const float* dout, const int32_t* sorted_tokens, const int32_t* positions, int N, int D) {
+  extern __shared__ float warp_rows[];  // [warps][D]
+  const int v = blockIdx.x, warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int lo = 0, hi = N;  // first index with token >= v
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (sorted_tokens[mid] < v) lo = mid + 1;
+    else hi = mid;
   }
-  for (int d = threadIdx.x; d < D; d += blockDim.x) dwte[static_cast<size_t>(v) * D + d] += acc[d];
+  const int first = lo;
+  hi = N;  // first index with token > v
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (sorted_tokens[mid] <= v) lo = mid + 1;
+    else hi = mid;
+  }
+  const int last = lo;
+  if (last == first) return;  // v does not occur (uniform across the block)
+  float* mine = warp_rows + static_cast<size_t>(warp) * D;
+  for (int d = lane; d < D; d += 32) mine[d] = 0.f;
+  for (int i = first + warp; i < last; i += warps) {
+    const float* g = dout + static_cast<size_t>(positions[i]) * D;
+    for (int d = lane; d < D; d += 32) mine[d] += g[d];
+  }
+  __syncthreads();
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float acc = 0.f;
+    for (int w = 0; w < warps; ++w) acc += warp_rows[static_cast<size_t>(w) * D + d];
+    dwte[static_cast<size_t>(v) * D + d] += acc;
+  }
 }
 
 __global__ void position_backward_kernel(float* dwpe, const float* dout, int N, int T, int D) {
@@ -69,7 +76,23 @@ void embedding_forward(Context& ctx, float* out, const int32_t* tokens, const fl
 }
 
 void embedding_backward(Context& ctx, float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int N, int T, int D, int V) {
-  embedding_backward_kernel<<<V, 256, D * sizeof(float), ctx.stream()>>>(dwte, dout, tokens, N, D);
+  // (token, position) pairs sorted by token with a stable radix sort, so each token's rows are summed in
+  // increasing position: the same order, and result, on every run
+  auto* order = reinterpret_cast<int32_t*>(ctx.scratch(kSlotTokenOrder, static_cast<size_t>(3) * N));
+  int32_t *positions = order, *sorted_tokens = order + N, *sorted_positions = order + 2 * N;
+  iota_kernel<<<grid(ctx, N), 256, 0, ctx.stream()>>>(positions, N);
+  MM_LAUNCH_CHECK();
+  int bits = 1;
+  while (bits < 31 && (1 << bits) < V) ++bits;
+  size_t temp_bytes = 0;
+  MM_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, tokens, sorted_tokens, positions, sorted_positions, N, 0, bits, ctx.stream()));
+  void* temp = ctx.scratch(kSlotSortTemp, temp_bytes / sizeof(float) + 1);
+  MM_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, tokens, sorted_tokens, positions, sorted_positions, N, 0, bits, ctx.stream()));
+  const int warps = std::clamp(12288 / D, 1, 8);  // a shared row per warp, within 48 KB where D allows
+  const size_t shared = sizeof(float) * warps * D;
+  if (shared > 48 * 1024)
+    MM_CUDA_CHECK(cudaFuncSetAttribute(embedding_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)));
+  embedding_backward_kernel<<<V, 32 * warps, shared, ctx.stream()>>>(dwte, dout, sorted_tokens, sorted_positions, N, D);
   MM_LAUNCH_CHECK();
   if (dwpe) {
     position_backward_kernel<<<grid(ctx, static_cast<size_t>(T) * D), 256, 0, ctx.stream()>>>(dwpe, dout, N, T, D);
