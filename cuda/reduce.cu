@@ -10,9 +10,9 @@ __device__ __forceinline__ float as_float(float x) { return x; }
 __device__ __forceinline__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 // One block per (32-column tile, chunk of `chunk_rows` rows): thread row y sums rows y, y + 8, ... of
-// the chunk, then the thread rows are added in order. out[chunk, c] receives the sum (accumulate: +=).
-// Both passes use it: partials over 256-row chunks, then the partials as one chunk into dst.
-template <class E, bool accumulate>
+// the chunk, then the thread rows are added in order into out[chunk, c]. The first pass: partials over
+// 256-row chunks.
+template <class E>
 __global__ void sum_column_chunks(float* out, const E* src, int rows, int cols, int chunk_rows) {
   __shared__ float sums[kThreadRows][32];
   const int c = blockIdx.x * 32 + threadIdx.x, chunk = blockIdx.y;
@@ -24,8 +24,32 @@ __global__ void sum_column_chunks(float* out, const E* src, int rows, int cols, 
   __syncthreads();
   if (threadIdx.y == 0 && c < cols) {
     for (int k = 1; k < kThreadRows; ++k) s += sums[k][threadIdx.x];
-    float& target = out[static_cast<size_t>(chunk) * cols + c];
-    target = accumulate ? target + s : s;
+    out[static_cast<size_t>(chunk) * cols + c] = s;
+  }
+}
+
+// The second pass, dst[c] += sum_k partial[k, c]: one block per 32-column tile with 32 thread rows;
+// thread row y sums chunks y, y + 32, ... into four interleaved sums (loads in flight together), then
+// the thread rows are added in order. Partials may be thousands of rows tall (one per block of a fused
+// kernel), so the chunks are spread over many threads rather than summed by a few.
+constexpr int kPartialRows = 32;
+__global__ void accumulate_partials_kernel(float* dst, const float* partial, int chunks, int cols) {
+  __shared__ float sums[kPartialRows][33];
+  const int c = blockIdx.x * 32 + threadIdx.x;
+  float s[4] = {0.f, 0.f, 0.f, 0.f};
+  if (c < cols) {
+    int k = threadIdx.y;
+    for (; k + 3 * kPartialRows < chunks; k += 4 * kPartialRows)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) s[j] += partial[static_cast<size_t>(k + j * kPartialRows) * cols + c];
+    for (; k < chunks; k += kPartialRows) s[0] += partial[static_cast<size_t>(k) * cols + c];
+  }
+  sums[threadIdx.y][threadIdx.x] = (s[0] + s[1]) + (s[2] + s[3]);
+  __syncthreads();
+  if (threadIdx.y == 0 && c < cols) {
+    float total = 0.f;
+    for (int r = 0; r < kPartialRows; ++r) total += sums[r][threadIdx.x];
+    dst[c] += total;
   }
 }
 
@@ -33,7 +57,7 @@ template <class E>
 void column_sum(Context& ctx, float* dst, const E* src, int rows, int cols) {
   const int chunks = (rows + kRowsPerChunk - 1) / kRowsPerChunk;
   float* partial = ctx.scratch(kSlotColumnPartial, static_cast<size_t>(chunks) * cols);
-  sum_column_chunks<E, false><<<dim3((cols + 31) / 32, chunks), dim3(32, kThreadRows), 0, ctx.stream()>>>(partial, src, rows, cols, kRowsPerChunk);
+  sum_column_chunks<E><<<dim3((cols + 31) / 32, chunks), dim3(32, kThreadRows), 0, ctx.stream()>>>(partial, src, rows, cols, kRowsPerChunk);
   MM_LAUNCH_CHECK();
   accumulate_partials(ctx, dst, partial, chunks, cols);
 }
@@ -43,7 +67,7 @@ void column_sum_accumulate(Context& ctx, float* dst, const float* src, int rows,
 void column_sum_accumulate(Context& ctx, float* dst, const __nv_bfloat16* src, int rows, int cols) { column_sum(ctx, dst, src, rows, cols); }
 
 void accumulate_partials(Context& ctx, float* dst, const float* partial, int chunks, int cols) {
-  sum_column_chunks<float, true><<<(cols + 31) / 32, dim3(32, kThreadRows), 0, ctx.stream()>>>(dst, partial, chunks, cols, chunks);
+  accumulate_partials_kernel<<<(cols + 31) / 32, dim3(32, kPartialRows), 0, ctx.stream()>>>(dst, partial, chunks, cols);
   MM_LAUNCH_CHECK();
 }
 
