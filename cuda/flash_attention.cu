@@ -24,11 +24,10 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-// Two adjacent results stored as fp32 or rounded to bf16; values read back as float.
+// Two adjacent results stored as fp32 or rounded to bf16; an fp32 pair read back.
 __device__ __forceinline__ void store_pair(float* p, float lo, float hi) { *reinterpret_cast<float2*>(p) = make_float2(lo, hi); }
 __device__ __forceinline__ void store_pair(bf16* p, float lo, float hi) { *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(lo, hi); }
 __device__ __forceinline__ float2 load_pair(const float* p) { return *reinterpret_cast<const float2*>(p); }
-__device__ __forceinline__ float2 load_pair(const bf16* p) { return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p)); }
 
 // d[16x8] += a[16x16] b[16x8], bf16 inputs, fp32 accumulators.
 __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -370,17 +369,16 @@ __global__ void __launch_bounds__(kThreads, 2) flash_forward_kernel(OutT* out, f
   }
 }
 
-// delta[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d], one warp per (b, t, h), two values per lane and
-// load (Dh is even); fp32 or bf16 inputs.
-template <class InT>
-__global__ void attention_delta_kernel(float* delta, const InT* dout, const InT* out, int B, int T, int D, int H) {
+// delta[b,h,t] = sum_d dout[b,t,h,d] * out[b,t,h,d] for the fp32 entry point (the bf16 path computes
+// it inside the dQ kernel), one warp per (b, t, h), two values per lane and load (Dh is even).
+__global__ void attention_delta_kernel(float* delta, const float* dout, const float* out, int B, int T, int D, int H) {
   const int Dh = D / H;
   const size_t row = blockIdx.x * static_cast<size_t>(blockDim.x / 32) + threadIdx.x / 32;
   if (row >= static_cast<size_t>(B) * T * H) return;
   const int h = static_cast<int>(row % H);
   const size_t bt = row / H;
-  const InT* a = dout + bt * D + h * Dh;
-  const InT* o = out + bt * D + h * Dh;
+  const float* a = dout + bt * D + h * Dh;
+  const float* o = out + bt * D + h * Dh;
   float sum = 0.f;
   for (int d = 2 * (threadIdx.x % 32); d < Dh; d += 64) {
     const float2 x = load_pair(a + d), y = load_pair(o + d);

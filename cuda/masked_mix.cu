@@ -1,6 +1,7 @@
 // Masked mixing kernels and GEMM calls.
 #include "masked_mix.cuh"
 
+#include <initializer_list>
 #include <type_traits>
 
 #include "norms.cuh"
@@ -97,6 +98,13 @@ __global__ void round_and_sum_rows_kernel(bf16* dst, float* row_sums, const floa
   }
 }
 
+// Rows of D floats at these addresses can be read as float4s.
+bool float4_rows(int D, std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return D % 4 == 0;
+}
+
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }
 
 // dc[g, i] += sum over b and the group's features of dout[b, i, g-features] (two deterministic passes)
@@ -161,7 +169,7 @@ void mix_sublayer_forward(Context& ctx, float* out, float* state, const float* x
   // out_b[T, D] = masked[T, T] @ h_b[T, D] for every b, then + c + skip
   const long long seq = static_cast<long long>(T) * D;
   gemm_bf16(ctx, false, false, T, D, T, 1.f, masked, T, 0, h, D, seq, 0.f, out, D, seq, B);
-  if (D % 4 == 0) add_row_bias_kernel<<<std::min(blocks_for(N, 8), ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, N, T, D);
+  if (float4_rows(D, {out, skip})) add_row_bias_kernel<<<std::min(blocks_for(N, 8), ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, N, T, D);
   else mix_bias_kernel<<<std::min(N, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, B, T, D, 1);
   MM_LAUNCH_CHECK();
 }
@@ -174,8 +182,8 @@ void mix_sublayer_backward(Context& ctx, float* dinp, float* dw, float* dc, cons
   const bf16* h = reinterpret_cast<const bf16*>(state);
   // dout rounded for the GEMMs and summed per row for dc, in one pass where rows are float4-aligned
   const bf16* dout16;
-  if (D % 4 == 0) {
-    auto* rounded = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastC, static_cast<size_t>(N) * D / 2 + 1));
+  if (float4_rows(D, {dout})) {
+    auto* rounded = reinterpret_cast<bf16*>(ctx.scratch(kSlotCastC, (static_cast<size_t>(N) * D + 1) / 2));
     float* rows = ctx.scratch(kSlotMixBiasRows, static_cast<size_t>(N));
     round_and_sum_rows_kernel<<<std::min(blocks_for(N, 8), ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(rounded, rows, dout, N, D);
     MM_LAUNCH_CHECK();

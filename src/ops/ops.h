@@ -192,7 +192,8 @@ class Ops {
   // the CUDA bf16 backend keeps h, pre and act in bf16). out == nullptr rebuilds only the state
   // (--recompute). The defaults compose the ops above. Backward takes x again, the forward's b1 (a
   // backend may keep pre without it) and scratch dact [N,F] and dpre [N,Fp]: without a norm they may be
-  // one array for GELU and dinp may alias dact; with one they must be distinct (dh goes through dact).
+  // one array for GELU and dinp may alias dact; with one they must be distinct (dh [N,D] goes through
+  // dact, F >= D).
   virtual size_t ffn_state_size(int N, int D, int F, FfnActivation act, bool prenorm) const {
     return static_cast<size_t>(N) * (ffn_pre_width(F, act) + F + (prenorm ? D : 0));
   }
