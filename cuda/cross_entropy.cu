@@ -1,16 +1,12 @@
 // Cross-entropy: row max and sum of exponentials in one pass (online rescaling), then the gradient.
 #include "cross_entropy.cuh"
+#include "element.cuh"
 #include "reduce.cuh"
 
 namespace mm::cuda {
 
 namespace {
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float as_float(float v) { return v; }
-__device__ __forceinline__ float as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 // One block per row; logits and dlogits fp32 or bf16 (dlogits may alias logits: every read of a row
 // precedes the barrier before its gradient is written, element by element by the thread that read it).
@@ -23,7 +19,7 @@ __global__ void cross_entropy_kernel(float* losses, LogitT* dlogits, const Logit
   if (target < 0) {
     if (threadIdx.x == 0) losses[row] = 0.f;
     if (dr)
-      for (int v = threadIdx.x; v < V; v += blockDim.x) store(dr + v, 0.f);
+      for (int v = threadIdx.x; v < V; v += blockDim.x) store_as(dr + v, 0.f);
     return;
   }
   float m = -INFINITY, s = 0.f;
@@ -58,7 +54,7 @@ __global__ void cross_entropy_kernel(float* losses, LogitT* dlogits, const Logit
   if (dr) {
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
       const float p = __expf(as_float(r[v]) - log_sum);
-      store(dr + v, (p - (v == target ? 1.f : 0.f)) * dscale);
+      store_as(dr + v, (p - (v == target ? 1.f : 0.f)) * dscale);
     }
   }
 }

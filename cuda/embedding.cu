@@ -22,6 +22,17 @@ __global__ void iota_kernel(int32_t* x, int n) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) x[i] = i;
 }
 
+// The first index i of sorted[0, n) with sorted[i] >= v (n when none).
+__device__ __forceinline__ int first_at_least(const int32_t* sorted, int n, int v) {
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (sorted[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 // Block v adds to dwte row v the rows n of dout with tokens[n] == v: they are positions[first..last) of
 // the positions sorted (stably) by token, found by binary search. Warp w sums rows first + w, first + w +
 // warps, ... into its own shared row (so a frequent token's rows stream through every warp at once),
@@ -29,20 +40,7 @@ __global__ void iota_kernel(int32_t* x, int n) {
 __global__ void embedding_backward_kernel(float* dwte, const float* dout, const int32_t* sorted_tokens, const int32_t* positions, int N, int D) {
   extern __shared__ float warp_rows[];  // [warps][D]
   const int v = blockIdx.x, warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  int lo = 0, hi = N;  // first index with token >= v
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (sorted_tokens[mid] < v) lo = mid + 1;
-    else hi = mid;
-  }
-  const int first = lo;
-  hi = N;  // first index with token > v
-  while (lo < hi) {
-    const int mid = (lo + hi) / 2;
-    if (sorted_tokens[mid] <= v) lo = mid + 1;
-    else hi = mid;
-  }
-  const int last = lo;
+  const int first = first_at_least(sorted_tokens, N, v), last = first_at_least(sorted_tokens, N, v + 1);
   if (last == first) return;  // v does not occur (uniform across the block)
   float* mine = warp_rows + static_cast<size_t>(warp) * D;
   for (int d = lane; d < D; d += 32) mine[d] = 0.f;

@@ -1,6 +1,7 @@
 // Feed-forward sublayer at precision bf16 (see feed_forward.cuh): bf16 activation kernels, forward and
 // backward side by side, and the GEMM sequence around them.
 #include "activations.cuh"
+#include "element.cuh"
 #include "feed_forward.cuh"
 #include "linear.cuh"
 #include "norms.cuh"
@@ -228,7 +229,7 @@ bool gelu_backward_with_bias_grad(Context& ctx, bf16* dpre, float* db1, const bf
 // dout in bf16 for the backward GEMMs, and (db2 != nullptr) db2 += its column sums, in one pass where
 // rows are float4-aligned and short enough for one block; otherwise a rounding pass and a column sum.
 const bf16* round_output_gradient(Context& ctx, float* db2, const float* dout, int N, int D) {
-  const bool aligned = reinterpret_cast<uintptr_t>(dout) % 16 == 0 && D % 4 == 0 && D / 4 <= 1024;
+  const bool aligned = float4_rows(D, {dout}) && D / 4 <= 1024;
   if (!db2 || !aligned) {
     if (db2) column_sum_accumulate(ctx, db2, dout, N, D);
     return to_bf16(ctx, kSlotCastC, dout, static_cast<size_t>(N) * D);

@@ -1,9 +1,7 @@
 // Masked mixing kernels and GEMM calls.
 #include "masked_mix.cuh"
 
-#include <initializer_list>
-#include <type_traits>
-
+#include "element.cuh"
 #include "norms.cuh"
 #include "reduce.cuh"
 
@@ -19,8 +17,7 @@ __global__ void lower_triangle_kernel(OutT* masked, const float* w, int To, int 
   for (size_t k = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; k < total; k += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t i = k / Ti, j = k % Ti;
     const float v = (!causal || j <= i) ? w[k] : 0.f;
-    if constexpr (std::is_same_v<OutT, bf16>) masked[k] = __float2bfloat16_rn(v);
-    else masked[k] = v;
+    store_as(masked + k, v);
   }
 }
 
@@ -96,13 +93,6 @@ __global__ void round_and_sum_rows_kernel(bf16* dst, float* row_sums, const floa
     sum = warp_sum(sum);
     if (lane == 0) row_sums[r] = sum;
   }
-}
-
-// Rows of D floats at these addresses can be read as float4s.
-bool float4_rows(int D, std::initializer_list<const void*> ptrs) {
-  for (const void* p : ptrs)
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-  return D % 4 == 0;
 }
 
 int grid(Context& ctx, size_t n) { return static_cast<int>(std::min<size_t>(blocks_for(n, 256), static_cast<size_t>(ctx.sm_count()) * 16)); }

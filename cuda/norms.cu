@@ -1,5 +1,7 @@
 // Norm kernels. Row statistics in fp32 with a two-pass mean/variance per row.
 #include "norms.cuh"
+
+#include "element.cuh"
 #include "reduce.cuh"
 
 namespace mm::cuda {
@@ -7,12 +9,6 @@ namespace mm::cuda {
 namespace {
 constexpr int kWarpsPerBlock = 8;
 using bf16 = __nv_bfloat16;
-
-// Element access for fp32 or bf16 arrays (arithmetic stays fp32).
-__device__ __forceinline__ float value(float v) { return v; }
-__device__ __forceinline__ float value(bf16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ void put(float* p, float v) { *p = v; }
-__device__ __forceinline__ void put(bf16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 template <class OutT>
 __global__ void layernorm_forward_kernel(OutT* out, float* mean, float* rstd, const float* x, const float* w, const float* b, int N, int D) {
@@ -26,7 +22,7 @@ __global__ void layernorm_forward_kernel(OutT* out, float* mean, float* rstd, co
   for (int d = lane; d < D; d += 32) v += (xr[d] - mu) * (xr[d] - mu);
   const float rs = rsqrtf(warp_sum(v) / D + 1e-5f);
   OutT* o = out + static_cast<size_t>(row) * D;
-  for (int d = lane; d < D; d += 32) put(o + d, (xr[d] - mu) * rs * w[d] + b[d]);
+  for (int d = lane; d < D; d += 32) store_as(o + d, (xr[d] - mu) * rs * w[d] + b[d]);
   if (lane == 0) { mean[row] = mu; rstd[row] = rs; }
 }
 
@@ -40,7 +36,7 @@ __global__ void layernorm_backward_kernel(float* dx, const DoutT* dout, const fl
   const float mu = mean[row], rs = rstd[row];
   float gm = 0.f, gxm = 0.f;
   for (int d = lane; d < D; d += 32) {
-    const float g = value(go[d]) * w[d];
+    const float g = as_float(go[d]) * w[d];
     gm += g;
     gxm += g * (xr[d] - mu) * rs;
   }
@@ -48,7 +44,7 @@ __global__ void layernorm_backward_kernel(float* dx, const DoutT* dout, const fl
   gxm = warp_sum(gxm) / D;
   float* dxr = dx + static_cast<size_t>(row) * D;
   const float* skip = dskip ? dskip + static_cast<size_t>(row) * D : nullptr;
-  for (int d = lane; d < D; d += 32) dxr[d] = rs * (value(go[d]) * w[d] - gm - (xr[d] - mu) * rs * gxm) + (skip ? skip[d] : 0.f);
+  for (int d = lane; d < D; d += 32) dxr[d] = rs * (as_float(go[d]) * w[d] - gm - (xr[d] - mu) * rs * gxm) + (skip ? skip[d] : 0.f);
 }
 
 // First pass of the norm parameter gradients, one block per (32-column tile, chunk of kParamRows rows):
@@ -66,7 +62,7 @@ __global__ void norm_param_partials(float* dw_partial, float* db_partial, const 
   if (c < D) {
     for (int r = r0 + threadIdx.y; r < r1; r += kParamThreadRows) {
       const size_t i = static_cast<size_t>(r) * D + c;
-      const float g = value(dout[i]);
+      const float g = as_float(dout[i]);
       dw += g * (x[i] - (mean ? mean[r] : 0.f)) * rstd[r];
       db += g;
     }
@@ -106,7 +102,7 @@ __global__ void rmsnorm_forward_kernel(OutT* out, float* rstd, const float* x, c
   for (int d = lane; d < D; d += 32) ss += xr[d] * xr[d];
   const float rs = rsqrtf(warp_sum(ss) / D + 1e-6f);
   OutT* o = out + static_cast<size_t>(row) * D;
-  for (int d = lane; d < D; d += 32) put(o + d, xr[d] * rs * w[d]);
+  for (int d = lane; d < D; d += 32) store_as(o + d, xr[d] * rs * w[d]);
   if (lane == 0) rstd[row] = rs;
 }
 
@@ -118,11 +114,11 @@ __global__ void rmsnorm_backward_kernel(float* dx, const DoutT* dout, const floa
   const DoutT* go = dout + static_cast<size_t>(row) * D;
   const float rs = rstd[row];
   float gx = 0.f;
-  for (int d = lane; d < D; d += 32) gx += value(go[d]) * w[d] * xr[d] * rs;
+  for (int d = lane; d < D; d += 32) gx += as_float(go[d]) * w[d] * xr[d] * rs;
   gx = warp_sum(gx) / D;
   float* dxr = dx + static_cast<size_t>(row) * D;
   const float* skip = dskip ? dskip + static_cast<size_t>(row) * D : nullptr;
-  for (int d = lane; d < D; d += 32) dxr[d] = rs * (value(go[d]) * w[d] - xr[d] * rs * gx) + (skip ? skip[d] : 0.f);
+  for (int d = lane; d < D; d += 32) dxr[d] = rs * (as_float(go[d]) * w[d] - xr[d] * rs * gx) + (skip ? skip[d] : 0.f);
 }
 
 // LayerNorm (mean != nullptr) or RMSNorm backward in one pass over the rows: dx row by row, and this
@@ -146,7 +142,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_backward_fused(float
     float g[kCols], x_hat[kCols], skip[kCols];
 #pragma unroll
     for (int k = 0; k < kCols; ++k) {
-      g[k] = value(dout[offset + 32 * k]);
+      g[k] = as_float(dout[offset + 32 * k]);
       x_hat[k] = x[offset + 32 * k];
       skip[k] = dskip ? dskip[offset + 32 * k] : 0.f;
     }
@@ -234,7 +230,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_forward_registers(Ou
 #pragma unroll
   for (int k = 0; k < kCols; ++k) {
     const int c = lane + 32 * k;
-    put(out + offset + 32 * k, (v[k] - mu) * rs * __ldg(w + c) + (b ? __ldg(b + c) : 0.f));
+    store_as(out + offset + 32 * k, (v[k] - mu) * rs * __ldg(w + c) + (b ? __ldg(b + c) : 0.f));
   }
   if (lane == 0) {
     if (mean) mean[row] = mu;

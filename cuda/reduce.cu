@@ -1,13 +1,12 @@
 // Column sums in two passes: per-chunk partials, then a fixed-order sum of the partials.
 #include "reduce.cuh"
 
+#include "element.cuh"
+
 namespace mm::cuda {
 
 namespace {
 constexpr int kRowsPerChunk = 256, kThreadRows = 8;
-
-__device__ __forceinline__ float as_float(float x) { return x; }
-__device__ __forceinline__ float as_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 // One block per (32-column tile, chunk of `chunk_rows` rows): thread row y sums rows y, y + 8, ... of
 // the chunk, then the thread rows are added in order into out[chunk, c]. The first pass: partials over
