@@ -30,7 +30,7 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
     shared.ffn_state = recompute_ffn_.get();
     shared.attention_state = recompute_attention_.get();
   }
-  // SharedBuffers::transient: every mixer block's mixing output (the flat mixer's mixing op writes the residual sum itself)
+  // SharedBuffers::transient: the mixing output of the mixer variants other than flat (whose mixing op writes the residual sum itself)
   if (max_batch > 0 && config.kind == ModelKind::Mixer && config.variant != MixerVariant::Flat) {
     shared_transient_ = DeviceArray<T, T>(ops, static_cast<size_t>(max_batch) * T_ * D);
     shared.transient = shared_transient_.get();
