@@ -65,6 +65,7 @@ class CudaOps final : public Ops<float> {
   void synchronize() override { MM_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream())); }
   bool can_record() const override { return true; }
   std::unique_ptr<Recording> record(const std::function<void()>& issue) override { return cuda::record_graph(ctx_, issue); }
+  std::unique_ptr<Stopwatch> stopwatch() override { return cuda::stream_stopwatch(ctx_); }
 
   void add_inplace(float* dst, const float* src, size_t n) override {
     cuda::add_inplace(ctx_, dst, src, n);

@@ -17,6 +17,34 @@ class GraphRecording final : public Recording {
   cudaStream_t stream_;
 };
 
+class EventStopwatch final : public Stopwatch {
+ public:
+  explicit EventStopwatch(cudaStream_t stream) : stream_(stream) {
+    MM_CUDA_CHECK(cudaEventCreate(&start_));
+    const cudaError_t status = cudaEventCreate(&stop_);
+    if (status != cudaSuccess) cudaEventDestroy(start_);  // the destructor will not run
+    MM_CUDA_CHECK(status);
+  }
+  ~EventStopwatch() override {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  EventStopwatch(const EventStopwatch&) = delete;
+  EventStopwatch& operator=(const EventStopwatch&) = delete;
+  void start() override { MM_CUDA_CHECK(cudaEventRecord(start_, stream_)); }
+  void stop() override { MM_CUDA_CHECK(cudaEventRecord(stop_, stream_)); }
+  double seconds() override {
+    MM_CUDA_CHECK(cudaEventSynchronize(stop_));
+    float ms = 0.0f;
+    MM_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    return ms / 1e3;
+  }
+
+ private:
+  cudaStream_t stream_;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+};
+
 // Ends a capture whatever its state and clears the error it may have left.
 void abandon_capture(cudaStream_t stream) {
   cudaGraph_t graph = nullptr;
@@ -53,5 +81,7 @@ std::unique_ptr<Recording> record_graph(Context& ctx, const std::function<void()
   }
   return std::make_unique<GraphRecording>(exec, ctx.stream());
 }
+
+std::unique_ptr<Stopwatch> stream_stopwatch(Context& ctx) { return std::make_unique<EventStopwatch>(ctx.stream()); }
 
 }  // namespace mm::cuda

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Per-kernel GPU times of one training step (Nsight Compute, durations only), summed by kernel name.
+# Per-kernel GPU times of one training step (Nsight Compute, durations only, clocks left as the card
+# runs them), summed by kernel name.
 # Usage on the device: dev/kernel_profile.sh BIN CONFIG [skip] [count]
 # (skip: launches of warm-up steps to pass over; count: launches to record, more than one step's: the
 # table sums exactly one step, from one embedding-forward launch (a step's first kernel) up to the next,
 # when the window holds two)
 set -euo pipefail
 bin=$1 config=$2 skip=${3:-600} count=${4:-300}
-ncu --csv --metrics gpu__time_duration.sum --launch-skip "$skip" --launch-count "$count" \
+ncu --csv --clock-control none --metrics gpu__time_duration.sum --launch-skip "$skip" --launch-count "$count" \
   "$bin" bench --configs "$config" --steps 2 --warmup-steps 3 --out /tmp/kernel_profile_bench.csv 2>/dev/null |
   python3 -c '
 import csv, sys, collections

@@ -1,5 +1,8 @@
 // `maskmix bench`: times full training steps (forward, backward, clip norm, AdamW) of named configs on
 // synthetic tokens after warm-up; median over steps; CSV with tokens/s, TFLOP/s, MFU and peak memory.
+// step_ms is the host's wall clock around a whole step (token uploads, loss read, clipping and AdamW
+// included); device_ms is the device's own clock around the model's forward and backward (Model::
+// time_steps_with; idle gaps inside included), where the device has one.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -78,12 +81,12 @@ int cmd_bench(int argc, char** argv) {
   // The second MFU column divides by what a large dense GEMM reaches on this card at this precision.
   const double gemm_tflops = make_backend(device, precision)->matmul_tflops(8192);
   if (gemm_tflops > 0) std::cout << fmt::format("dense 8192^3 GEMM at {}: {:.1f} TFLOP/s (the MFU_gemm reference)\n", precision_name(precision), gemm_tflops);
-  CsvWriter csv(out_path, {"config", "batch", "tokens_per_s", "step_ms", "tflops", "mfu", "mfu_gemm", "peak_mem_gb", "card"});
+  CsvWriter csv(out_path, {"config", "batch", "tokens_per_s", "step_ms", "tflops", "mfu", "mfu_gemm", "peak_mem_gb", "card", "device_ms"});
   std::unique_ptr<CsvWriter> profile_csv;
   if (profile_steps > 0)
     profile_csv = std::make_unique<CsvWriter>(profile_path, std::vector<std::string>{"config", "batch", "op", "shape", "calls_per_step", "ms_per_step", "share", "card"});
-  std::cout << fmt::format("{:<28} {:>6} {:>12} {:>10} {:>8} {:>7} {:>9} {:>8}\n", "config", "batch", "tokens/s", "step ms", "TFLOP/s", "MFU", "MFU_gemm",
-                           "mem GB");
+  std::cout << fmt::format("{:<28} {:>6} {:>12} {:>10} {:>10} {:>8} {:>7} {:>9} {:>8}\n", "config", "batch", "tokens/s", "step ms", "device ms", "TFLOP/s", "MFU",
+                           "MFU_gemm", "mem GB");
   for (const std::string& descriptor : configs) {
     ModelConfig config = ModelConfig::parse(descriptor, args["vocab"].as<int>());
     // a fresh backend per config, so its peak memory is this config's alone
@@ -101,7 +104,9 @@ int cmd_bench(int argc, char** argv) {
     std::vector<int32_t> tokens(static_cast<size_t>(batch) * config.n_ctx), targets(tokens.size());
     for (auto& t : tokens) t = static_cast<int32_t>(rng.below(config.vocab));
     for (auto& t : targets) t = static_cast<int32_t>(rng.below(config.vocab));
-    std::vector<double> times;
+    std::vector<double> times, device_times;
+    std::unique_ptr<Stopwatch> stopwatch = ops.stopwatch();
+    model.time_steps_with(stopwatch.get());
     auto train_step = [&](int step) {
       model.train_step(tokens.data(), targets.data(), batch);
       const double norm = std::sqrt(ops.sum_squares(model.grad_data(), n));
@@ -112,12 +117,17 @@ int cmd_bench(int argc, char** argv) {
     for (int s = 0; s < warmup + steps; ++s) {
       auto t0 = std::chrono::steady_clock::now();
       train_step(s + 1);
-      if (s >= warmup) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (s >= warmup) {
+        times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (stopwatch) device_times.push_back(stopwatch->seconds());
+      }
       std::cerr << fmt::format("\rbench: {} step {}/{}   ", descriptor, s + 1, warmup + steps) << std::flush;
     }
     std::cerr << "\r" << std::string(60, ' ') << "\r";
     std::sort(times.begin(), times.end());
+    std::sort(device_times.begin(), device_times.end());
     const double median = times[times.size() / 2];
+    const std::string device_ms = device_times.empty() ? "" : fmt::format("{:.2f}", 1e3 * device_times[device_times.size() / 2]);
     const double tokens_per_s = batch * config.n_ctx / median;
     const double tflops = tokens_per_s * training_flops_per_token(config, model.params()) / 1e12;
     struct rusage usage {};
@@ -127,8 +137,9 @@ int cmd_bench(int argc, char** argv) {
     const std::string mfu_gemm = gemm_tflops > 0 ? fmt::format("{:.4f}", tflops / gemm_tflops) : "";
     csv.row({config.descriptor(), std::to_string(batch), fmt::format("{:.0f}", tokens_per_s), fmt::format("{:.2f}", median * 1e3),
              fmt::format("{:.4f}", tflops), ops.device() == Device::Cuda ? fmt::format("{:.4f}", mfu) : "", mfu_gemm, fmt::format("{:.3f}", mem_gb),
-             ops.card()});
-    std::cout << fmt::format("{:<28} {:>6} {:>12.0f} {:>10.1f} {:>8.3f} {:>7} {:>9} {:>8.2f}\n", descriptor, batch, tokens_per_s, median * 1e3, tflops,
+             ops.card(), device_ms});
+    std::cout << fmt::format("{:<28} {:>6} {:>12.0f} {:>10.1f} {:>10} {:>8.3f} {:>7} {:>9} {:>8.2f}\n", descriptor, batch, tokens_per_s, median * 1e3,
+                             device_ms.empty() ? "-" : device_ms, tflops,
                              ops.device() == Device::Cuda ? fmt::format("{:.1f}%", 100 * mfu) : "-",
                              gemm_tflops > 0 ? fmt::format("{:.1f}%", 100 * tflops / gemm_tflops) : "-", mem_gb);
     if (profile_steps > 0) {

@@ -199,11 +199,18 @@ double Model<T>::train_step(const int32_t* tokens, const int32_t* targets, int B
     loss(encode_uploaded(B), B, true);
     backward();
   };
-  const std::pair<int, int64_t> shape{B, n_targets_};  // the cross-entropy's scale 1/n_targets is an argument of the recording
+  if (step_stopwatch_) step_stopwatch_->start();
+  run_step(issue, {B, n_targets_});  // the cross-entropy's scale 1/n_targets is an argument of a recording
+  if (step_stopwatch_) step_stopwatch_->stop();
+  return read_loss(B);
+}
+
+template <class T>
+void Model<T>::run_step(const std::function<void()>& issue, std::pair<int, int64_t> shape) {
   if (ops_.can_record()) {
     if (step_recording_ && recorded_shape_ == shape) {
       step_recording_->replay();
-      return read_loss(B);
+      return;
     }
     if (warm_shape_ == shape && !recording_failed_) {  // the direct run before this one sized every scratch buffer
       step_recording_ = ops_.record(issue);
@@ -211,13 +218,12 @@ double Model<T>::train_step(const int32_t* tokens, const int32_t* targets, int B
       if (step_recording_) {
         recorded_shape_ = shape;
         step_recording_->replay();
-        return read_loss(B);
+        return;
       }
     }
     warm_shape_ = shape;
   }
   issue();
-  return read_loss(B);
 }
 
 template <class T>

@@ -50,6 +50,9 @@ class Model {
   // launch instead of hundreds, the same kernels and arguments (bit-identical results).
   double train_step(const int32_t* tokens, const int32_t* targets, int B);
   bool step_recorded() const { return step_recording_ != nullptr; }
+  // Marks the start and end of each train_step's device work (zero_grad, forward, backward; not the
+  // uploads or the loss read) on `stopwatch` (nullptr: off). For bench's device_ms.
+  void time_steps_with(Stopwatch* stopwatch) { step_stopwatch_ = stopwatch; }
   int64_t last_target_count() const { return n_targets_; }
   // Bytes of activations, gradients of activations and scratch held per sequence of the max batch
   // (parameters, gradients and optimizer state excluded).
@@ -90,12 +93,16 @@ class Model {
   std::unique_ptr<Recording> step_recording_;
   std::pair<int, int64_t> recorded_shape_{0, -1}, warm_shape_{0, -1};
   bool recording_failed_ = false;
+  Stopwatch* step_stopwatch_ = nullptr;
 
   void upload_tokens(const int32_t* tokens, int B);  // checks the ids, copies them to the device
   const T* encode_uploaded(int B);                    // embedding -> blocks -> final norm
   size_t head_param() const { return config_.tied ? wte_ : head_; }  // the lm head's weights (tied: the token embedding)
   void head_forward(const T* top, int B);             // logits_ = lm head of top [B,T,D]
   void loss(const T* top, int B, bool for_backward);  // lm head and cross-entropy of the uploaded targets
+  // Runs one step's ops `issue`: replays the recording of `shape` where there is one, records it on
+  // the second direct run of a shape, else runs them directly.
+  void run_step(const std::function<void()>& issue, std::pair<int, int64_t> shape);
   double read_loss(int B);                            // mean of the per-token losses
 };
 

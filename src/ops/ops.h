@@ -44,6 +44,16 @@ struct PreNorm {
   bool on() const { return kind != NormKind::None; }
 };
 
+// Device time between two marks in a backend's queue (Ops::stopwatch): what the device spent from the
+// start mark to the stop mark, idle gaps included, with no host clock involved.
+class Stopwatch {
+ public:
+  virtual ~Stopwatch() = default;
+  virtual void start() = 0;
+  virtual void stop() = 0;
+  virtual double seconds() = 0;  // waits for the stop mark
+};
+
 // A recorded sequence of backend ops, replayed with one launch (Ops::record).
 class Recording {
  public:
@@ -266,6 +276,8 @@ class Ops {
   // replaying recordings are allowed now (not on the CPU, not while profiling op by op).
   virtual bool can_record() const { return false; }
   virtual std::unique_ptr<Recording> record(const std::function<void()>& issue) { return nullptr; }
+  // A stopwatch on this backend's queue; nullptr where the device keeps no clock of its own (CPU).
+  virtual std::unique_ptr<Stopwatch> stopwatch() { return nullptr; }
 
   // sum of squares of x (deterministic order); the result is returned to the host
   virtual double sum_squares(const T* x, size_t n) = 0;

@@ -170,6 +170,7 @@ class ProfiledOps final : public Ops<T> {
   // Profiling times ops one by one, so nothing is recorded or replayed while it is on.
   bool can_record() const override { return !enabled_ && inner_.can_record(); }
   std::unique_ptr<Recording> record(const std::function<void()>& issue) override { return inner_.record(issue); }
+  std::unique_ptr<Stopwatch> stopwatch() override { return inner_.stopwatch(); }
   double sum_squares(const T* x, size_t n) override {
     double result = 0;
     time("sum_squares", [&] { return std::to_string(n); }, [&] { result = inner_.sum_squares(x, n); });
