@@ -54,8 +54,9 @@ void check_aligned(const EmbeddingSet& queries, const EmbeddingSet& candidates, 
         fmt::format("{}: {} queries of dim {} but {} candidates of dim {}", what, queries.count, queries.dim, candidates.count, candidates.dim),
         "embed the summaries and the stories of the same pairs file with the same model");
   for (int i = 0; i < queries.count; ++i)
-    check(queries.ids[i] == candidates.ids[i], fmt::format("{}: query {} has id {} but candidate {} has id {}", what, i, queries.ids[i], i, candidates.ids[i]),
-          "embed --field summary and --field story from the same pairs file");
+    if (queries.ids[i] != candidates.ids[i])
+      fail(fmt::format("{}: query {} has id {} but candidate {} has id {}", what, i, queries.ids[i], i, candidates.ids[i]),
+           "embed --field summary and --field story from the same pairs file");
 }
 
 // Fills sets [B, n, D] for queries idx[first..first+B) and their labels.
