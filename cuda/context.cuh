@@ -56,6 +56,7 @@ enum ScratchSlot : int {
   kSlotQkvRows,         // self-attention in bf16 with a qkv bias: the fp32 projection before it is rounded [B, T, 3D]
   kSlotTokenOrder,      // embedding backward: positions, then token ids and positions sorted by token [3, N] (int32)
   kSlotSortTemp,        // embedding backward: the radix sort's temporary storage
+  kSlotFfnAct,          // feed-forward in bf16: the activation act [N, F] (forward for the second GEMM, backward for dw2)
 };
 
 // A cuBLASLt plan for one linear-layer shape: descriptors and the heuristic's algorithm, built on first

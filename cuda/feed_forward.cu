@@ -55,7 +55,9 @@ __device__ __forceinline__ void store_bf16(bf16* p, const float (&v)[W]) {
 // Activations over rows of width F (W values per step, W divides F); blocks take rows, threads take
 // W-wide column groups (no 64-bit divisions in the index math). `bias` [Fp] or null is added to pre in
 // fp32 first. GELU: act = GELU(pre + b), dpre = dact GELU'(pre + b) (dpre may be dact).
-// SwiGLU: pre rows are gate | up [2F]; act = silu(g) u, dpre = (dg | du).
+// SwiGLU: pre rows are gate | up [2F]; act = silu(g) u, dpre = (dg | du). The backward kernels also
+// write act again (the same function of the same values: what forward wrote) for dw2's GEMM, so the
+// state need not keep it.
 template <int W, class Body>
 __device__ __forceinline__ void for_each_group(int N, int F, Body body) {
   for (int row = blockIdx.x; row < N; row += gridDim.x)
@@ -74,22 +76,27 @@ __global__ void gelu_forward_bf16(bf16* act, const bf16* pre, const float* bias,
   });
 }
 template <int W>
-__global__ void gelu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
+__global__ void gelu_backward_bf16(bf16* dpre, bf16* act, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
   for_each_group<W>(N, F, [&](int row, int col) {
     const size_t i = static_cast<size_t>(row) * F + col;
     float x[W], g[W];
     load_bf16<W>(pre + i, x);
     load_bf16<W>(dact + i, g);
 #pragma unroll
-    for (int j = 0; j < W; ++j) g[j] = gelu_grad(g[j], x[j] + (bias ? bias[col + j] : 0.f));
+    for (int j = 0; j < W; ++j) {
+      x[j] += bias ? bias[col + j] : 0.f;
+      g[j] = gelu_grad(g[j], x[j]);
+      x[j] = gelu(x[j]);
+    }
     store_bf16<W>(dpre + i, g);
+    store_bf16<W>(act + i, x);
   });
 }
 // GELU backward that also sums dpre's columns for db1: blocks take rows, each thread the column groups
 // col = W * (threadIdx.x + k * blockDim.x), k < Groups, whose sums over the block's rows it keeps in
 // registers and writes to partial[blockIdx.x, col..col+W) (summed over blocks by accumulate_partials).
 template <int W, int Groups>
-__global__ void gelu_backward_bias_bf16(bf16* dpre, float* partial, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
+__global__ void gelu_backward_bias_bf16(bf16* dpre, bf16* act, float* partial, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
   float sums[Groups][W] = {};
   for (int row = blockIdx.x; row < N; row += gridDim.x)
 #pragma unroll
@@ -102,10 +109,13 @@ __global__ void gelu_backward_bias_bf16(bf16* dpre, float* partial, const bf16* 
       load_bf16<W>(dact + i, g);
 #pragma unroll
       for (int j = 0; j < W; ++j) {
-        g[j] = gelu_grad(g[j], x[j] + bias[col + j]);
+        x[j] += bias[col + j];
+        g[j] = gelu_grad(g[j], x[j]);
+        x[j] = gelu(x[j]);
         sums[k][j] += __bfloat162float(__float2bfloat16_rn(g[j]));  // what column_sum of the stored dpre would add
       }
       store_bf16<W>(dpre + i, g);
+      store_bf16<W>(act + i, x);
     }
 #pragma unroll
   for (int k = 0; k < Groups; ++k) {
@@ -158,17 +168,22 @@ __global__ void swiglu_forward_bf16(bf16* act, const bf16* pre, const float* bia
   });
 }
 template <int W>
-__global__ void swiglu_backward_bf16(bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
+__global__ void swiglu_backward_bf16(bf16* dpre, bf16* act, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
   for_each_group<W>(N, F, [&](int row, int col) {
-    const size_t gate = static_cast<size_t>(row) * 2 * F + col;
+    const size_t gate = static_cast<size_t>(row) * 2 * F + col, at = static_cast<size_t>(row) * F + col;
     float g[W], u[W], go[W];
     load_bf16<W>(pre + gate, g);
     load_bf16<W>(pre + gate + F, u);
-    load_bf16<W>(dact + static_cast<size_t>(row) * F + col, go);
+    load_bf16<W>(dact + at, go);
 #pragma unroll
-    for (int j = 0; j < W; ++j) swiglu_grad(go[j], g[j] + (bias ? bias[col + j] : 0.f), u[j] + (bias ? bias[F + col + j] : 0.f), g[j], u[j]);
+    for (int j = 0; j < W; ++j) {
+      const float gb = g[j] + (bias ? bias[col + j] : 0.f), ub = u[j] + (bias ? bias[F + col + j] : 0.f);
+      swiglu_grad(go[j], gb, ub, g[j], u[j]);
+      go[j] = swiglu(gb, ub);
+    }
     store_bf16<W>(dpre + gate, g);
     store_bf16<W>(dpre + gate + F, u);
+    store_bf16<W>(act + at, go);
   });
 }
 
@@ -189,10 +204,10 @@ void launch_forward(Context& ctx, bf16* act, const bf16* pre, const float* bias,
   MM_LAUNCH_CHECK();
 }
 template <int W>
-void launch_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
+void launch_backward(Context& ctx, bf16* dpre, bf16* act, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
   const int blocks = std::min(N, ctx.sm_count() * 16);
-  if (kind == FfnActivation::Gelu) gelu_backward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
-  else swiglu_backward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, dact, pre, bias, N, F);
+  if (kind == FfnActivation::Gelu) gelu_backward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, act, dact, pre, bias, N, F);
+  else swiglu_backward_bf16<W><<<blocks, kThreads, 0, ctx.stream()>>>(dpre, act, dact, pre, bias, N, F);
   MM_LAUNCH_CHECK();
 }
 
@@ -203,25 +218,25 @@ void activation_forward(Context& ctx, bf16* act, const bf16* pre, const float* b
   }
 }
 
-// GELU backward with db1 += column sums of dpre in the same pass, where the row splits into at most
+// GELU backward (and act) with db1 += column sums of dpre in the same pass, where the row splits into at most
 // four groups of 8 per thread; false (nothing done) otherwise.
 constexpr int kBiasThreads = 256;
 template <int Groups>
-void launch_gelu_bias(Context& ctx, bf16* dpre, float* db1, const bf16* dact, const bf16* pre, const float* b1, int N, int F) {
+void launch_gelu_bias(Context& ctx, bf16* dpre, bf16* act, float* db1, const bf16* dact, const bf16* pre, const float* b1, int N, int F) {
   const int blocks = std::min(N, ctx.sm_count() * 8);
   float* partial = ctx.scratch(kSlotColumnPartial, static_cast<size_t>(blocks) * F);
-  gelu_backward_bias_bf16<8, Groups><<<blocks, kBiasThreads, 0, ctx.stream()>>>(dpre, partial, dact, pre, b1, N, F);
+  gelu_backward_bias_bf16<8, Groups><<<blocks, kBiasThreads, 0, ctx.stream()>>>(dpre, act, partial, dact, pre, b1, N, F);
   MM_LAUNCH_CHECK();
   accumulate_partials(ctx, db1, partial, blocks, F);
 }
-bool gelu_backward_with_bias_grad(Context& ctx, bf16* dpre, float* db1, const bf16* dact, const bf16* pre, const float* b1, int N, int F) {
-  if (!b1 || group_width(F, {dpre, dact, pre}) != 8) return false;
+bool gelu_backward_with_bias_grad(Context& ctx, bf16* dpre, bf16* act, float* db1, const bf16* dact, const bf16* pre, const float* b1, int N, int F) {
+  if (!b1 || group_width(F, {dpre, act, dact, pre}) != 8) return false;
   const int groups = (F / 8 + kBiasThreads - 1) / kBiasThreads;
   switch (groups) {
-    case 1: launch_gelu_bias<1>(ctx, dpre, db1, dact, pre, b1, N, F); return true;
-    case 2: launch_gelu_bias<2>(ctx, dpre, db1, dact, pre, b1, N, F); return true;
+    case 1: launch_gelu_bias<1>(ctx, dpre, act, db1, dact, pre, b1, N, F); return true;
+    case 2: launch_gelu_bias<2>(ctx, dpre, act, db1, dact, pre, b1, N, F); return true;
     case 3:
-    case 4: launch_gelu_bias<4>(ctx, dpre, db1, dact, pre, b1, N, F); return true;
+    case 4: launch_gelu_bias<4>(ctx, dpre, act, db1, dact, pre, b1, N, F); return true;
     default: return false;
   }
 }
@@ -243,22 +258,23 @@ const bf16* round_output_gradient(Context& ctx, float* db2, const float* dout, i
   return dout16;
 }
 
-void activation_backward(Context& ctx, bf16* dpre, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
-  switch (group_width(F, {dpre, dact, pre})) {
-    case 8: return launch_backward<8>(ctx, dpre, dact, pre, bias, N, F, kind);
-    default: return launch_backward<1>(ctx, dpre, dact, pre, bias, N, F, kind);
+void activation_backward(Context& ctx, bf16* dpre, bf16* act, const bf16* dact, const bf16* pre, const float* bias, int N, int F, FfnActivation kind) {
+  switch (group_width(F, {dpre, act, dact, pre})) {
+    case 8: return launch_backward<8>(ctx, dpre, act, dact, pre, bias, N, F, kind);
+    default: return launch_backward<1>(ctx, dpre, act, dact, pre, bias, N, F, kind);
   }
 }
 
-// The state's bf16 arrays: x [N,D], pre [N,Fp], act [N,F].
+// The state's bf16 arrays: x [N,D], pre [N,Fp]. act [N,F] lives in a scratch slot shared by every
+// layer: forward writes it for the second GEMM, backward writes it again from pre.
 struct FfnState {
-  bf16 *x, *pre, *act;
-  FfnState(const float* state, int N, int D, int Fp)
-      : x(reinterpret_cast<bf16*>(const_cast<float*>(state))), pre(x + static_cast<size_t>(N) * D), act(pre + static_cast<size_t>(N) * Fp) {}
+  bf16 *x, *pre;
+  FfnState(const float* state, int N, int D, int Fp) : x(reinterpret_cast<bf16*>(const_cast<float*>(state))), pre(x + static_cast<size_t>(N) * D) {}
 };
+bf16* act_scratch(Context& ctx, int N, int F) { return reinterpret_cast<bf16*>(ctx.scratch(kSlotFfnAct, (static_cast<size_t>(N) * F + 1) / 2)); }
 }  // namespace
 
-size_t ffn_state_floats(int N, int D, int F, FfnActivation act) { return (static_cast<size_t>(N) * (D + ffn_pre_width(F, act) + F) + 1) / 2; }
+size_t ffn_state_floats(int N, int D, int F, FfnActivation act) { return (static_cast<size_t>(N) * (D + ffn_pre_width(F, act)) + 1) / 2; }
 
 void ffn_forward(Context& ctx, float* out, float* state, const float* x, const PreNorm<float>& norm, const float* w1, const float* b1, const float* w2,
                  const float* b2, const float* skip, int N, int D, int F, FfnActivation act) {
@@ -267,9 +283,10 @@ void ffn_forward(Context& ctx, float* out, float* state, const float* x, const P
   prenorm_forward(ctx, norm, s.x, x, N, D);  // h (or x) in bf16, straight into the state
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
   gemm_bf16(ctx, false, true, N, Fp, D, s.x, D, w1_16, D, s.pre, Fp);  // pre = h w1^T (b1 is added by the activation)
-  activation_forward(ctx, s.act, s.pre, b1, N, F, act);
   if (!out) return;  // recompute: the state is all that was asked for
-  linear_forward(ctx, out, GemmOperand{nullptr, s.act}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, skip, N, F, D);
+  bf16* act16 = act_scratch(ctx, N, F);
+  activation_forward(ctx, act16, s.pre, b1, N, F, act);
+  linear_forward(ctx, out, GemmOperand{nullptr, act16}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, skip, N, F, D);
 }
 
 void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2, float* db2, const float* dout, const float* x, const float* state,
@@ -281,13 +298,14 @@ void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2,
   bf16* dpre16 = reinterpret_cast<bf16*>(dpre);  // [N,Fp]
   const bf16* dout16 = round_output_gradient(ctx, db2, dout, N, D);  // and db2 += column sums of dout
   const bf16* w2_16 = to_bf16(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F);
-  gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);                     // dact = dout w2
-  gemm_bf16(ctx, true, false, D, F, N, 1.f, dout16, D, 0, s.act, F, 0, 1.f, dw2, F, 0);  // dw2 += dout^T act
-  const bool bias_done = act == FfnActivation::Gelu && db1 && gelu_backward_with_bias_grad(ctx, dpre16, db1, dact16, s.pre, b1, N, F);
+  gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);  // dact = dout w2
+  bf16* act16 = act_scratch(ctx, N, F);                                    // written again from pre below
+  const bool bias_done = act == FfnActivation::Gelu && db1 && gelu_backward_with_bias_grad(ctx, dpre16, act16, db1, dact16, s.pre, b1, N, F);
   if (!bias_done) {
-    activation_backward(ctx, dpre16, dact16, s.pre, b1, N, F, act);
+    activation_backward(ctx, dpre16, act16, dact16, s.pre, b1, N, F, act);
     if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
   }
+  gemm_bf16(ctx, true, false, D, F, N, 1.f, dout16, D, 0, act16, F, 0, 1.f, dw2, F, 0);  // dw2 += dout^T act
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
   gemm_bf16(ctx, true, false, Fp, D, N, 1.f, dpre16, Fp, 0, s.x, D, 0, 1.f, dw1, D, 0);  // dw1 += dpre^T h
   if (norm.on()) {  // dh = dpre w1 in bf16 (into dact, consumed; distinct from dpre), then the norm's backward

@@ -1,11 +1,13 @@
 // The feed-forward sublayer at precision bf16 (Ops::ffn_forward/ffn_backward): its hidden activations
 // live in bf16 only. pre = x w1^T is a bf16-output GEMM (fp32 accumulation) kept without b1; the
-// activation kernel adds b1 in fp32 and writes act in bf16, which is both the next GEMM's operand and
-// what backward reads: no fp32 [N,F] arrays and no separate rounding passes. Backward's [N,F]
+// activation kernel adds b1 in fp32 and writes act in bf16, the next GEMM's operand;
+// backward reads no fp32 [N,F] arrays and there are no separate rounding passes. Backward's [N,F]
 // gradients are bf16 too (the operands of the two GEMMs they feed). State: inp [N,D] (rounded once, for
-// the first GEMM and for backward's dw1; with a pre-norm the norm writes it there directly), pre [N,Fp]
-// and act [N,F], bf16, packed into the float array the model allocates; backward reads no fp32 input
-// except for the norm's backward, which takes a bf16 dh.
+// the first GEMM and for backward's dw1; with a pre-norm the norm writes it there directly) and pre
+// [N,Fp], bf16, packed into the float array the model allocates. act [N,F] is not kept: it lives in one
+// scratch array for all layers, and the activation's backward kernel, which reads pre anyway, writes it
+// again for dw2 (one more [N,F] bf16 write per layer, for N*F*2 bytes less state per layer). Backward
+// reads no fp32 input except for the norm's backward, which takes a bf16 dh.
 #pragma once
 #include "context.cuh"
 

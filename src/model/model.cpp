@@ -59,7 +59,6 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
   logits_ = DeviceArray<T, T>(ops, rows * V);
   losses_ = DeviceArray<T, T>(ops, rows);
   dresid_a_ = DeviceArray<T, T>(ops, rows * D);
-  dhidden_ = DeviceArray<T, T>(ops, rows * D);
   dresid_b_ = DeviceArray<T, T>(ops, rows * D);
   const auto widths = Block<T>::scratch_widths(config);
   ws_a_ = DeviceArray<T, T>(ops, rows * widths.a);
@@ -73,7 +72,7 @@ size_t Model<T>::activation_bytes_per_sequence() const {
   size_t elements = 0;
   for (const auto& block : blocks_) elements += block->activation_elements();
   for (const auto& r : resid_) elements += r.size();
-  for (const DeviceArray<T, T>* a : {&final_, &final_rstd_, &logits_, &losses_, &dhidden_, &dresid_a_, &dresid_b_, &ws_a_, &ws_b_, &ws_c_, &recompute_ffn_,
+  for (const DeviceArray<T, T>* a : {&final_, &final_rstd_, &logits_, &losses_, &dresid_a_, &dresid_b_, &ws_a_, &ws_b_, &ws_c_, &recompute_ffn_,
                                    &recompute_attention_, &shared_transient_})
     elements += a->size();
   return elements * sizeof(T) / static_cast<size_t>(max_batch_);
@@ -232,24 +231,29 @@ void Model<T>::backward() {
   const T* top = final_norm_ != SIZE_MAX ? final_.get() : resid_[config_.n_layers].get();
   T* head = store_.p(head_param());
   T* dhead = store_.g(head_param());
-  ops_.head_loss_backward(dhidden_.get(), dhead, logits_.get(), top, head, N, D, V);  // logits_ holds dlogits
-  backward_encode(dhidden_.get(), B);
+  ops_.head_loss_backward(dresid_b_.get(), dhead, logits_.get(), top, head, N, D, V);  // logits_ holds dlogits
+  backward_encode(dresid_b_.get(), B);
 }
 
 template <class T>
 void Model<T>::backward_encode(const T* dhidden, int B) {
   const int D = config_.d_model, T_ = config_.n_ctx, V = config_.vocab, N = B * T_;
+  // The residual stream's gradient goes back and forth between dresid_a_ and dresid_b_, starting from
+  // dhidden, which may be one of them (Model::backward hands the head's gradient over in dresid_b_).
+  auto other = [this](const T* d) { return d == dresid_a_.get() ? dresid_b_.get() : dresid_a_.get(); };
+  const T* dy = dhidden;
   if (final_norm_ != SIZE_MAX) {
-    ops_.rmsnorm_backward(dresid_a_.get(), store_.g(final_norm_), dhidden, nullptr, resid_[config_.n_layers].get(), store_.p(final_norm_), final_rstd_.get(), N, D);
-  } else {
-    ops_.copy(dresid_a_.get(), dhidden, static_cast<size_t>(N) * D);
+    T* out = other(dy);
+    ops_.rmsnorm_backward(out, store_.g(final_norm_), dy, nullptr, resid_[config_.n_layers].get(), store_.p(final_norm_), final_rstd_.get(), N, D);
+    dy = out;
   }
   Workspace<T> ws{ws_a_.get(), ws_b_.get(), ws_c_.get()};
   for (int l = config_.n_layers - 1; l >= 0; --l) {
-    blocks_[l]->backward(dresid_a_.get(), dresid_b_.get(), B, ws);
-    std::swap(dresid_a_, dresid_b_);
+    T* out = other(dy);
+    blocks_[l]->backward(dy, out, B, ws);
+    dy = out;
   }
-  ops_.embedding_backward(store_.g(wte_), wpe_ != SIZE_MAX ? store_.g(wpe_) : nullptr, dresid_a_.get(), tokens_.get(), N, T_, D, V);
+  ops_.embedding_backward(store_.g(wte_), wpe_ != SIZE_MAX ? store_.g(wpe_) : nullptr, dy, tokens_.get(), N, T_, D, V);
 }
 
 template <class T>

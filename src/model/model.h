@@ -84,7 +84,7 @@ class Model {
   DeviceArray<T, T> params_, grads_;
   DeviceArray<int32_t, T> tokens_, targets_;
   std::vector<DeviceArray<T, T>> resid_;  // L+1 buffers [B,T,D]
-  DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dhidden_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
+  DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
   DeviceArray<T, T> recompute_ffn_, recompute_attention_;  // SharedBuffers for the blocks (empty unless recompute)
   DeviceArray<T, T> shared_transient_;                      // SharedBuffers::transient (empty where no block needs it)
   int last_batch_ = 0;
