@@ -89,8 +89,7 @@ void norm_param_grads(Context& ctx, float* dw, float* db, const DoutT* dout, con
   float* db_partial = db ? partial + static_cast<size_t>(chunks) * D : nullptr;
   norm_param_partials<<<dim3((D + 31) / 32, chunks), dim3(32, kParamThreadRows), 0, ctx.stream()>>>(dw_partial, db_partial, dout, x, mean, rstd, N, D);
   MM_LAUNCH_CHECK();
-  accumulate_partials(ctx, dw, dw_partial, chunks, D);
-  if (db) accumulate_partials(ctx, db, db_partial, chunks, D);
+  accumulate_partials(ctx, dw, dw_partial, chunks, D, db);  // db_partial follows dw_partial
 }
 
 template <class OutT>
@@ -187,8 +186,7 @@ void launch_fused(Context& ctx, float* dx, float* dw, float* db, const DoutT* do
   norm_backward_fused<kCols, DoutT><<<blocks, 32 * kWarpsPerBlock, sizeof(float) * kWarpsPerBlock * D, ctx.stream()>>>(dx, dw_partial, db_partial, dout,
                                                                                                                 dskip, x, w, mean, rstd, N);
   MM_LAUNCH_CHECK();
-  accumulate_partials(ctx, dw, dw_partial, blocks, D);
-  if (db) accumulate_partials(ctx, db, db_partial, blocks, D);
+  accumulate_partials(ctx, dw, dw_partial, blocks, D, db);  // db_partial follows dw_partial
 }
 
 // The fused pass for the common widths; false (nothing done) for others.

@@ -32,9 +32,14 @@ __global__ void sum_column_chunks(float* out, const E* src, int rows, int cols, 
 // the thread rows are added in order. Partials may be thousands of rows tall (one per block of a fused
 // kernel), so the chunks are spread over many threads rather than summed by a few.
 constexpr int kPartialRows = 32;
-__global__ void accumulate_partials_kernel(float* dst, const float* partial, int chunks, int cols) {
+// blockIdx.y = 1 (a second grid row) sums the second stack partial[chunks + k, c] into dst2.
+__global__ void accumulate_partials_kernel(float* dst, float* dst2, const float* partial, int chunks, int cols) {
   __shared__ float sums[kPartialRows][33];
   const int c = blockIdx.x * 32 + threadIdx.x;
+  if (blockIdx.y == 1) {
+    dst = dst2;
+    partial += static_cast<size_t>(chunks) * cols;
+  }
   float s[4] = {0.f, 0.f, 0.f, 0.f};
   if (c < cols) {
     int k = threadIdx.y;
@@ -65,8 +70,8 @@ void column_sum(Context& ctx, float* dst, const E* src, int rows, int cols) {
 void column_sum_accumulate(Context& ctx, float* dst, const float* src, int rows, int cols) { column_sum(ctx, dst, src, rows, cols); }
 void column_sum_accumulate(Context& ctx, float* dst, const __nv_bfloat16* src, int rows, int cols) { column_sum(ctx, dst, src, rows, cols); }
 
-void accumulate_partials(Context& ctx, float* dst, const float* partial, int chunks, int cols) {
-  accumulate_partials_kernel<<<(cols + 31) / 32, dim3(32, kPartialRows), 0, ctx.stream()>>>(dst, partial, chunks, cols);
+void accumulate_partials(Context& ctx, float* dst, const float* partial, int chunks, int cols, float* dst2) {
+  accumulate_partials_kernel<<<dim3((cols + 31) / 32, dst2 ? 2 : 1), dim3(32, kPartialRows), 0, ctx.stream()>>>(dst, dst2, partial, chunks, cols);
   MM_LAUNCH_CHECK();
 }
 

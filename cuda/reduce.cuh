@@ -18,7 +18,9 @@ __device__ __forceinline__ float warp_max(float v) {
 void column_sum_accumulate(Context& ctx, float* dst, const float* src, int rows, int cols);
 void column_sum_accumulate(Context& ctx, float* dst, const __nv_bfloat16* src, int rows, int cols);
 
-// Second pass of a two-pass column sum: dst[c] += sum_k partial[k, c] for k < chunks, in order.
-void accumulate_partials(Context& ctx, float* dst, const float* partial, int chunks, int cols);
+// Second pass of a two-pass column sum: dst[c] += sum_k partial[k, c] for k < chunks, in order. With
+// dst2, also dst2[c] += sum_k partial[chunks + k, c] (a second stack right after the first) in the same
+// launch.
+void accumulate_partials(Context& ctx, float* dst, const float* partial, int chunks, int cols, float* dst2 = nullptr);
 
 }  // namespace mm::cuda
