@@ -12,7 +12,7 @@ constexpr int kThreads = 256;
 // One block per row; logits and dlogits fp32 or bf16 (dlogits may alias logits: every read of a row
 // precedes the barrier before its gradient is written, element by element by the thread that read it).
 template <class LogitT>
-__global__ void cross_entropy_kernel(float* losses, LogitT* dlogits, const LogitT* logits, const int32_t* targets, int V, float dscale) {
+__global__ void cross_entropy_kernel(float* losses, LogitT* dlogits, const LogitT* logits, const int32_t* targets, int V, const float* dscale_at) {
   const int row = blockIdx.x;
   const LogitT* r = logits + static_cast<size_t>(row) * V;
   LogitT* dr = dlogits ? dlogits + static_cast<size_t>(row) * V : nullptr;
@@ -53,6 +53,7 @@ __global__ void cross_entropy_kernel(float* losses, LogitT* dlogits, const Logit
   __syncthreads();
   if (threadIdx.x == 0) losses[row] = log_sum - target_logit;
   if (dr) {
+    const float dscale = *dscale_at;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
       const float p = __expf(as_float(r[v]) - log_sum);
       store_as(dr + v, (p - (v == target ? 1.f : 0.f)) * dscale);
@@ -66,7 +67,7 @@ __global__ void cross_entropy_kernel(float* losses, LogitT* dlogits, const Logit
 // kThreads, 16-byte aligned rows; dlogits may alias logits (all reads precede the second barrier).
 template <int K>
 __global__ void cross_entropy_bf16_rows_in_registers(float* losses, __nv_bfloat16* dlogits, const __nv_bfloat16* logits, const int32_t* targets, int V,
-                                                     float dscale) {
+                                                     const float* dscale_at) {
   const int row = blockIdx.x, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const __nv_bfloat16* r = logits + static_cast<size_t>(row) * V;
   __nv_bfloat16* dr = dlogits ? dlogits + static_cast<size_t>(row) * V : nullptr;
@@ -114,6 +115,7 @@ __global__ void cross_entropy_bf16_rows_in_registers(float* losses, __nv_bfloat1
   for (int w = 0; w < kThreads / 32; ++w) gs += shared_s[w];
   if (threadIdx.x == 0) losses[row] = target >= 0 ? logf(gs) + gm - target_logit : 0.f;
   if (!dr) return;
+  const float dscale = *dscale_at;
   const float scale = target >= 0 ? dscale / gs : 0.f;  // an ignored target has no gradient
 #pragma unroll
   for (int k = 0; k < K; ++k) {
@@ -133,18 +135,18 @@ __global__ void cross_entropy_bf16_rows_in_registers(float* losses, __nv_bfloat1
 
 template <int K>
 void launch_rows_in_registers(Context& ctx, float* losses, __nv_bfloat16* dlogits, const __nv_bfloat16* logits, const int32_t* targets, int N, int V,
-                              float dscale) {
+                              const float* dscale) {
   cross_entropy_bf16_rows_in_registers<K><<<N, kThreads, 0, ctx.stream()>>>(losses, dlogits, logits, targets, V, dscale);
   MM_LAUNCH_CHECK();
 }
 }  // namespace
 
-void cross_entropy(Context& ctx, float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) {
+void cross_entropy(Context& ctx, float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, const float* dscale) {
   cross_entropy_kernel<<<N, kThreads, 0, ctx.stream()>>>(losses, dlogits, logits, targets, V, dscale);
   MM_LAUNCH_CHECK();
 }
 
-void cross_entropy(Context& ctx, float* losses, __nv_bfloat16* dlogits, const __nv_bfloat16* logits, const int32_t* targets, int N, int V, float dscale) {
+void cross_entropy(Context& ctx, float* losses, __nv_bfloat16* dlogits, const __nv_bfloat16* logits, const int32_t* targets, int N, int V, const float* dscale) {
   const bool vectors = V % 8 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0 && reinterpret_cast<uintptr_t>(dlogits) % 16 == 0;
   const int per_thread = (V + 8 * kThreads - 1) / (8 * kThreads);  // 16-byte vectors per thread
   if (vectors && per_thread <= 1) return launch_rows_in_registers<1>(ctx, losses, dlogits, logits, targets, N, V, dscale);

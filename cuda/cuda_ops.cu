@@ -174,7 +174,7 @@ class CudaOps final : public Ops<float> {
   }
   // bf16: logits and their gradients in bf16 (cuda/head_loss.cu); otherwise the composed default.
   void head_loss_forward(float* losses, float* dlogits, const float* top, const float* w, const int32_t* targets, int N, int D, int V,
-                         float dscale) override {
+                         const float* dscale) override {
     if (bf16()) cuda::head_loss_forward(ctx_, losses, dlogits, top, w, targets, N, D, V, dscale);
     else Ops<float>::head_loss_forward(losses, dlogits, top, w, targets, N, D, V, dscale);
   }
@@ -182,7 +182,7 @@ class CudaOps final : public Ops<float> {
     if (bf16()) cuda::head_loss_backward(ctx_, dtop, dw, dlogits, top, w, N, D, V);
     else Ops<float>::head_loss_backward(dtop, dw, dlogits, top, w, N, D, V);
   }
-  void cross_entropy(float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, float dscale) override {
+  void cross_entropy(float* losses, float* dlogits, const float* logits, const int32_t* targets, int N, int V, const float* dscale) override {
     cuda::cross_entropy(ctx_, losses, dlogits, logits, targets, N, V, dscale);
   }
   double sum_squares(const float* x, size_t n) override { return cuda::sum_squares(ctx_, x, n); }

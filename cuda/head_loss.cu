@@ -6,7 +6,7 @@
 namespace mm::cuda {
 
 void head_loss_forward(Context& ctx, float* losses, float* dlogits, const float* top, const float* w, const int32_t* targets, int N, int D, int V,
-                       float dscale) {
+                       const float* dscale) {
   auto* logits16 = reinterpret_cast<__nv_bfloat16*>(dlogits);  // [N,V]
   const __nv_bfloat16* top16 = to_bf16(ctx, kSlotCastB, top, static_cast<size_t>(N) * D);
   const __nv_bfloat16* w16 = to_bf16(ctx, kSlotCastA, w, static_cast<size_t>(V) * D);

@@ -9,6 +9,6 @@
 
 namespace mm::cuda {
 void head_loss_forward(Context& ctx, float* losses, float* dlogits, const float* top, const float* w, const int32_t* targets, int N, int D, int V,
-                       float dscale);
+                       const float* dscale);
 void head_loss_backward(Context& ctx, float* dtop, float* dw, const float* dlogits, const float* top, const float* w, int N, int D, int V);
 }  // namespace mm::cuda

@@ -58,6 +58,7 @@ Model<T>::Model(const ModelConfig& config, Ops<T>& ops, int max_batch, bool reco
   }
   logits_ = DeviceArray<T, T>(ops, rows * V);
   losses_ = DeviceArray<T, T>(ops, rows);
+  loss_scale_ = DeviceArray<T, T>(ops, 1);
   dresid_a_ = DeviceArray<T, T>(ops, rows * D);
   dresid_b_ = DeviceArray<T, T>(ops, rows * D);
   const auto widths = Block<T>::scratch_widths(config);
@@ -153,13 +154,19 @@ void Model<T>::head_forward(const T* top, int B) {
 template <class T>
 void Model<T>::loss(const T* top, int B, bool for_backward) {
   const int V = config_.vocab, N = B * config_.n_ctx;
-  const T dscale = static_cast<T>(1.0 / static_cast<double>(n_targets_));
-  if (for_backward) {  // the backend keeps dlogits in logits_ in its own form, for backward()
-    ops_.head_loss_forward(losses_.get(), logits_.get(), top, store_.p(head_param()), targets_.get(), N, config_.d_model, V, dscale);
+  if (for_backward) {  // the backend keeps dlogits in logits_ in its own form, for backward(); the scale 1/n_targets is in loss_scale_
+    ops_.head_loss_forward(losses_.get(), logits_.get(), top, store_.p(head_param()), targets_.get(), N, config_.d_model, V, loss_scale_.get());
     return;
   }
   head_forward(top, B);
-  ops_.cross_entropy(losses_.get(), nullptr, logits_.get(), targets_.get(), N, V, dscale);
+  ops_.cross_entropy(losses_.get(), nullptr, logits_.get(), targets_.get(), N, V, nullptr);
+}
+
+template <class T>
+void Model<T>::upload_targets(const int32_t* targets, int B) {
+  ops_.to_device(targets_.get(), targets, static_cast<size_t>(B) * config_.n_ctx * sizeof(int32_t));
+  const T scale = static_cast<T>(1.0 / static_cast<double>(n_targets_));  // read by the loss op from device memory, so a recording
+  ops_.to_device(loss_scale_.get(), &scale, sizeof(T));                   // serves every target count
 }
 
 template <class T>
@@ -179,7 +186,7 @@ double Model<T>::forward(const int32_t* tokens, const int32_t* targets, int B, b
     head_forward(top, B);
     return 0.0;
   }
-  ops_.to_device(targets_.get(), targets, static_cast<size_t>(B) * config_.n_ctx * sizeof(int32_t));
+  upload_targets(targets, B);
   loss(top, B, for_backward);
   return read_loss(B);
 }
@@ -192,20 +199,20 @@ double Model<T>::train_step(const int32_t* tokens, const int32_t* targets, int B
     zero_grad();
     return 0.0;
   }
-  ops_.to_device(targets_.get(), targets, static_cast<size_t>(B) * config_.n_ctx * sizeof(int32_t));
+  upload_targets(targets, B);
   auto issue = [this, B] {
     zero_grad();
     loss(encode_uploaded(B), B, true);
     backward();
   };
   if (step_stopwatch_) step_stopwatch_->start();
-  run_step(issue, {B, n_targets_});  // the cross-entropy's scale 1/n_targets is an argument of a recording
+  run_step(issue, B);
   if (step_stopwatch_) step_stopwatch_->stop();
   return read_loss(B);
 }
 
 template <class T>
-void Model<T>::run_step(const std::function<void()>& issue, std::pair<int, int64_t> shape) {
+void Model<T>::run_step(const std::function<void()>& issue, int shape) {
   if (ops_.can_record()) {
     if (step_recording_ && recorded_shape_ == shape) {
       step_recording_->replay();

@@ -46,8 +46,9 @@ class Model {
   void backward();
   // One training step's device work: zero_grad(), forward(tokens, targets, B, true), backward();
   // returns the mean loss. Where the backend records (CUDA graphs), the step's device work is recorded
-  // on the second step with the same batch size and target count and replayed from then on: one
-  // launch instead of hundreds, the same kernels and arguments (bit-identical results).
+  // on the second step with the same batch size and replayed from then on: one launch instead of
+  // hundreds, the same kernels and arguments (bit-identical results). The target count varies with
+  // padding; its loss scale reaches the recording through device memory (loss_scale_).
   double train_step(const int32_t* tokens, const int32_t* targets, int B);
   bool step_recorded() const { return step_recording_ != nullptr; }
   // Marks the start and end of each train_step's device work (zero_grad, forward, backward; not the
@@ -84,14 +85,14 @@ class Model {
   DeviceArray<T, T> params_, grads_;
   DeviceArray<int32_t, T> tokens_, targets_;
   std::vector<DeviceArray<T, T>> resid_;  // L+1 buffers [B,T,D]
-  DeviceArray<T, T> final_, final_rstd_, logits_, losses_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
+  DeviceArray<T, T> final_, final_rstd_, logits_, losses_, loss_scale_, dresid_a_, dresid_b_, ws_a_, ws_b_, ws_c_;
   DeviceArray<T, T> recompute_ffn_, recompute_attention_;  // SharedBuffers for the blocks (empty unless recompute)
   DeviceArray<T, T> shared_transient_;                      // SharedBuffers::transient (empty where no block needs it)
   int last_batch_ = 0;
   int64_t n_targets_ = 0;
   // train_step's recording, the (batch, targets) it was made for, and the last shape run directly
   std::unique_ptr<Recording> step_recording_;
-  std::pair<int, int64_t> recorded_shape_{0, -1}, warm_shape_{0, -1};
+  int recorded_shape_ = 0, warm_shape_ = 0;  // batch sizes
   bool recording_failed_ = false;
   Stopwatch* step_stopwatch_ = nullptr;
 
@@ -100,9 +101,10 @@ class Model {
   size_t head_param() const { return config_.tied ? wte_ : head_; }  // the lm head's weights (tied: the token embedding)
   void head_forward(const T* top, int B);             // logits_ = lm head of top [B,T,D]
   void loss(const T* top, int B, bool for_backward);  // lm head and cross-entropy of the uploaded targets
-  // Runs one step's ops `issue`: replays the recording of `shape` where there is one, records it on
-  // the second direct run of a shape, else runs them directly.
-  void run_step(const std::function<void()>& issue, std::pair<int, int64_t> shape);
+  // Runs one step's ops `issue`: replays the recording of `shape` (the batch size) where there is one,
+  // records it on the second direct run of a shape, else runs them directly.
+  void run_step(const std::function<void()>& issue, int shape);
+  void upload_targets(const int32_t* targets, int B);  // and the loss scale 1/n_targets_
   double read_loss(int B);                            // mean of the per-token losses
 };
 

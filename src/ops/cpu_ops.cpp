@@ -109,8 +109,8 @@ template <class T> void CpuOps<T>::attention_backward(T* dqkv, const T* dout, co
   cpu::attention_backward(dqkv, dout, rope ? rotated.data() : qkv, probs, B, T_ctx, D, H);
   if (rope) cpu::rope_backward(dqkv, B, T_ctx, D, H);
 }
-template <class T> void CpuOps<T>::cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) {
-  cpu::cross_entropy(losses, dlogits, logits, targets, N, V, dscale);
+template <class T> void CpuOps<T>::cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, const T* dscale) {
+  cpu::cross_entropy(losses, dlogits, logits, targets, N, V, dlogits ? *dscale : T(0));
 }
 template <class T> double CpuOps<T>::sum_squares(const T* x, size_t n) { return cpu::sum_squares(x, n); }
 template <class T> void CpuOps<T>::adamw(T* params, const T* grads, T* m, T* v, size_t n, float lr, float beta1, float beta2, float eps,

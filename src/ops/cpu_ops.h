@@ -41,7 +41,7 @@ class CpuOps final : public Ops<T> {
   void rope_backward(T* dqkv, int B, int T_ctx, int D, int H) override;
   void attention_forward(T* out, T* probs, const T* qkv, int B, int T_ctx, int D, int H, bool rope) override;
   void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const T* probs, int B, int T_ctx, int D, int H, bool rope) override;
-  void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) override;
+  void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, const T* dscale) override;
   double sum_squares(const T* x, size_t n) override;
   void adamw(T* params, const T* grads, T* m, T* v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, int step,
              float grad_scale) override;

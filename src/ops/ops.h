@@ -247,17 +247,18 @@ class Ops {
   }
 
   // Fused softmax + cross-entropy. losses[N] = -log softmax(logits)[target] (0 where target < 0);
-  // when dlogits != nullptr it receives (softmax - onehot) * dscale for counted rows, 0 elsewhere
-  // (dlogits may alias logits).
-  virtual void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) = 0;
+  // when dlogits != nullptr it receives (softmax - onehot) * dscale[0] for counted rows, 0 elsewhere
+  // (dlogits may alias logits). dscale: one value in backend memory, read when the op runs (so a
+  // recorded step replays with each step's scale); may be null without dlogits.
+  virtual void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, const T* dscale) = 0;
 
   // Language-model head and loss for a training step, one op so that a backend chooses how the logits are
   // kept: logits = top[N,D] @ w[V,D]^T, losses[N] = cross_entropy(logits, targets), and the gradient
-  // (softmax - onehot) * dscale left in `dlogits` (an [N,V] array; the CUDA bf16 backend computes the
+  // (softmax - onehot) * dscale[0] left in `dlogits` (an [N,V] array; the CUDA bf16 backend computes the
   // logits in bf16, as autocast does, and leaves bf16 gradients in its first half) for
   // head_loss_backward, which writes dtop [N,D] and accumulates dw. The defaults compose linear_forward,
   // cross_entropy and linear_backward.
-  virtual void head_loss_forward(T* losses, T* dlogits, const T* top, const T* w, const int32_t* targets, int N, int D, int V, T dscale) {
+  virtual void head_loss_forward(T* losses, T* dlogits, const T* top, const T* w, const int32_t* targets, int N, int D, int V, const T* dscale) {
     linear_forward(dlogits, top, w, nullptr, N, D, V);
     cross_entropy(losses, dlogits, dlogits, targets, N, V, dscale);
   }

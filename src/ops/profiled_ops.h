@@ -155,13 +155,13 @@ class ProfiledOps final : public Ops<T> {
     time("attention_backward", [&] { return attention_shape(B, T_ctx, D, H, rope); },
         [&] { inner_.attention_backward(dqkv, dout, qkv, out, state, B, T_ctx, D, H, rope); });
   }
-  void head_loss_forward(T* losses, T* dlogits, const T* top, const T* w, const int32_t* targets, int N, int D, int V, T dscale) override {
+  void head_loss_forward(T* losses, T* dlogits, const T* top, const T* w, const int32_t* targets, int N, int D, int V, const T* dscale) override {
     time("head_loss_forward", [&] { return linear_shape(N, D, V, false); }, [&] { inner_.head_loss_forward(losses, dlogits, top, w, targets, N, D, V, dscale); });
   }
   void head_loss_backward(T* dtop, T* dw, const T* dlogits, const T* top, const T* w, int N, int D, int V) override {
     time("head_loss_backward", [&] { return linear_shape(N, D, V, false); }, [&] { inner_.head_loss_backward(dtop, dw, dlogits, top, w, N, D, V); });
   }
-  void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, T dscale) override {
+  void cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, const T* dscale) override {
     time("cross_entropy", [&] { return rows(N, V); }, [&] { inner_.cross_entropy(losses, dlogits, logits, targets, N, V, dscale); });
   }
   void distance_loss(T* losses, T* dout, const T* out, const T* target, const T* weights, int N, int D, int kind) override {
