@@ -56,6 +56,9 @@ enum ScratchSlot : int {
   kSlotQkvRows,         // self-attention in bf16 with a qkv bias: the fp32 projection before it is rounded [B, T, 3D]
   kSlotTokenOrder,      // embedding backward: positions, then token ids and positions sorted by token [3, N] (int32)
   kSlotSortTemp,        // embedding backward: the radix sort's temporary storage
+  kSlotTokenPieces,     // embedding backward: pieces per token and their exclusive scan [2, V] (int32)
+  kSlotScanTemp,        // embedding backward: the scan's temporary storage
+  kSlotEmbeddingPieces, // embedding backward: per-piece row sums [pieces, D]
   kSlotFfnAct,          // feed-forward in bf16: the activation act [N, F] (forward for the second GEMM, backward for dw2)
 };
 

@@ -109,6 +109,40 @@ TEST_CASE("GPU masked mix and attention match the CPU reference", "[gpu][ops]") 
   }
 }
 
+TEST_CASE("GPU embedding backward matches the CPU reference, with a token filling most rows", "[gpu][ops]") {
+  if (!have_gpu()) return;
+  auto gpu = make_backend(Device::Cuda, Precision::Fp32);
+  CpuOps<double> ref;
+  const int B = 4, T = 300, N = B * T, V = 50;
+  for (int D : {40, 1024}) {  // rows that are not whole warps; a row wider than the shared budget of eight warps
+    INFO("D " << D);
+    // token 7 fills 70% of the rows (as the pad of left-padded stories does): many 64-row pieces
+    auto tokens = test::random_tokens(N, V - 10, 81);  // tokens 40..49 never occur
+    Rng rng(82);
+    for (auto& t : tokens)
+      if (rng.uniform() < 0.7) t = 7;
+    auto dout = test::random_vector(static_cast<size_t>(N) * D, 83), wte0 = test::random_vector(static_cast<size_t>(V) * D, 84);
+    std::vector<double> dwte = wte0, dwpe(static_cast<size_t>(T) * D, 0.0);  // dwte accumulates onto what it holds
+    ref.embedding_backward(dwte.data(), dwpe.data(), dout.data(), tokens.data(), N, T, D, V);
+    Dev gdout(*gpu, to_float(dout)), gdwpe(*gpu, dwpe.size());
+    DeviceArray<int32_t, float> gtokens(*gpu, N);
+    gpu->to_device(gtokens.get(), tokens.data(), N * sizeof(int32_t));
+    std::vector<float> first;
+    for (int run = 0; run < 2; ++run) {
+      Dev gdwte(*gpu, to_float(wte0));
+      gpu->embedding_backward(gdwte.p(), run == 0 ? gdwpe.p() : nullptr, gdout.p(), gtokens.get(), N, T, D, V);
+      const auto got = gdwte.host();
+      if (run == 0) {
+        CHECK(relative_error(got, dwte) < 1e-6);
+        CHECK(relative_error(gdwpe.host(), dwpe) < 1e-6);
+        first = got;
+      } else {
+        CHECK(got == first);  // the same summation order on every run
+      }
+    }
+  }
+}
+
 TEST_CASE("GPU LayerNorm and RMSNorm (register-resident and fallback widths) match the CPU reference", "[gpu][ops]") {
   if (!have_gpu()) return;
   auto gpu = make_backend(Device::Cuda, Precision::Fp32);
