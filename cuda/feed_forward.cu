@@ -75,21 +75,28 @@ __global__ void gelu_forward_bf16(bf16* act, const bf16* pre, const float* bias,
     store_bf16<W>(act + i, x);
   });
 }
+// One W-wide group at element i (column col): dpre = dact GELU'(pre + b) and act = GELU(pre + b)
+// again; g receives the fp32 dpre.
+template <int W>
+__device__ __forceinline__ void gelu_backward_group(bf16* dpre, bf16* act, const bf16* dact, const bf16* pre, const float* bias, size_t i, int col,
+                                                    float (&g)[W]) {
+  float x[W];
+  load_bf16<W>(pre + i, x);
+  load_bf16<W>(dact + i, g);
+#pragma unroll
+  for (int j = 0; j < W; ++j) {
+    x[j] += bias ? bias[col + j] : 0.f;
+    g[j] = gelu_grad(g[j], x[j]);
+    x[j] = gelu(x[j]);
+  }
+  store_bf16<W>(dpre + i, g);
+  store_bf16<W>(act + i, x);
+}
 template <int W>
 __global__ void gelu_backward_bf16(bf16* dpre, bf16* act, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
   for_each_group<W>(N, F, [&](int row, int col) {
-    const size_t i = static_cast<size_t>(row) * F + col;
-    float x[W], g[W];
-    load_bf16<W>(pre + i, x);
-    load_bf16<W>(dact + i, g);
-#pragma unroll
-    for (int j = 0; j < W; ++j) {
-      x[j] += bias ? bias[col + j] : 0.f;
-      g[j] = gelu_grad(g[j], x[j]);
-      x[j] = gelu(x[j]);
-    }
-    store_bf16<W>(dpre + i, g);
-    store_bf16<W>(act + i, x);
+    float g[W];
+    gelu_backward_group<W>(dpre, act, dact, pre, bias, static_cast<size_t>(row) * F + col, col, g);
   });
 }
 // GELU backward that also sums dpre's columns for db1: blocks take rows, each thread the column groups
@@ -97,25 +104,17 @@ __global__ void gelu_backward_bf16(bf16* dpre, bf16* act, const bf16* dact, cons
 // registers and writes to partial[blockIdx.x, col..col+W) (summed over blocks by accumulate_partials).
 template <int W, int Groups>
 __global__ void gelu_backward_bias_bf16(bf16* dpre, bf16* act, float* partial, const bf16* dact, const bf16* pre, const float* bias, int N, int F) {
+  __builtin_assume(bias != nullptr);  // (the launch checks it) so the shared group code adds it without a test
   float sums[Groups][W] = {};
   for (int row = blockIdx.x; row < N; row += gridDim.x)
 #pragma unroll
     for (int k = 0; k < Groups; ++k) {
       const int col = W * (threadIdx.x + k * blockDim.x);
       if (col >= F) break;
-      const size_t i = static_cast<size_t>(row) * F + col;
-      float x[W], g[W];
-      load_bf16<W>(pre + i, x);
-      load_bf16<W>(dact + i, g);
+      float g[W];
+      gelu_backward_group<W>(dpre, act, dact, pre, bias, static_cast<size_t>(row) * F + col, col, g);
 #pragma unroll
-      for (int j = 0; j < W; ++j) {
-        x[j] += bias[col + j];
-        g[j] = gelu_grad(g[j], x[j]);
-        x[j] = gelu(x[j]);
-        sums[k][j] += __bfloat162float(__float2bfloat16_rn(g[j]));  // what column_sum of the stored dpre would add
-      }
-      store_bf16<W>(dpre + i, g);
-      store_bf16<W>(act + i, x);
+      for (int j = 0; j < W; ++j) sums[k][j] += __bfloat162float(__float2bfloat16_rn(g[j]));  // what column_sum of the stored dpre would add
     }
 #pragma unroll
   for (int k = 0; k < Groups; ++k) {

@@ -27,7 +27,9 @@ struct UsageError : Error {
   throw Error(std::move(message), std::move(hint));
 }
 
-// check(cond, ...) reads as an assertion about user-controlled input.
+// check(cond, ...) reads as an assertion about user-controlled input. Its message is built before the
+// call, whether or not cond holds: inside a loop over data write `if (!cond) fail(...)` instead (one
+// fmt::format per token cost 2 ms a training step).
 inline void check(bool condition, const std::string& message, const std::string& hint) {
   if (!condition) fail(message, hint);
 }

@@ -113,7 +113,7 @@ template <class T>
 void Model<T>::upload_tokens(const int32_t* tokens, int B) {
   check(B > 0 && B <= max_batch_, fmt::format("batch {} exceeds the model's maximum {}", B, max_batch_), "lower --batch");
   const int V = config_.vocab, N = B * config_.n_ctx;
-  for (int i = 0; i < N; ++i)  // the message is formatted only for a bad id (per token it cost ~2 ms a step)
+  for (int i = 0; i < N; ++i)  // not check(): see error.h
     if (tokens[i] < 0 || tokens[i] >= V)
       fail(fmt::format("token id {} is outside the vocabulary of {}", tokens[i], V), "the data was prepared with another tokenizer; check --data against the model's vocab");
   ops_.to_device(tokens_.get(), tokens, static_cast<size_t>(N) * sizeof(int32_t));
@@ -212,22 +212,22 @@ double Model<T>::train_step(const int32_t* tokens, const int32_t* targets, int B
 }
 
 template <class T>
-void Model<T>::run_step(const std::function<void()>& issue, int shape) {
+void Model<T>::run_step(const std::function<void()>& issue, int batch) {
   if (ops_.can_record()) {
-    if (step_recording_ && recorded_shape_ == shape) {
+    if (step_recording_ && recorded_batch_ == batch) {
       step_recording_->replay();
       return;
     }
-    if (warm_shape_ == shape && !recording_failed_) {  // the direct run before this one sized every scratch buffer
+    if (warm_batch_ == batch && !recording_failed_) {  // the direct run before this one sized every scratch buffer
       step_recording_ = ops_.record(issue);
       recording_failed_ = step_recording_ == nullptr;
       if (step_recording_) {
-        recorded_shape_ = shape;
+        recorded_batch_ = batch;
         step_recording_->replay();
         return;
       }
     }
-    warm_shape_ = shape;
+    warm_batch_ = batch;
   }
   issue();
 }

@@ -90,9 +90,9 @@ class Model {
   DeviceArray<T, T> shared_transient_;                      // SharedBuffers::transient (empty where no block needs it)
   int last_batch_ = 0;
   int64_t n_targets_ = 0;
-  // train_step's recording, the (batch, targets) it was made for, and the last shape run directly
+  // train_step's recording, the batch size it was made for, and the last batch size run directly
   std::unique_ptr<Recording> step_recording_;
-  int recorded_shape_ = 0, warm_shape_ = 0;  // batch sizes
+  int recorded_batch_ = 0, warm_batch_ = 0;
   bool recording_failed_ = false;
   Stopwatch* step_stopwatch_ = nullptr;
 
@@ -101,9 +101,9 @@ class Model {
   size_t head_param() const { return config_.tied ? wte_ : head_; }  // the lm head's weights (tied: the token embedding)
   void head_forward(const T* top, int B);             // logits_ = lm head of top [B,T,D]
   void loss(const T* top, int B, bool for_backward);  // lm head and cross-entropy of the uploaded targets
-  // Runs one step's ops `issue`: replays the recording of `shape` (the batch size) where there is one,
-  // records it on the second direct run of a shape, else runs them directly.
-  void run_step(const std::function<void()>& issue, int shape);
+  // Runs one step's ops `issue`: replays the recording made for `batch` where there is one, records it
+  // on the second direct run at a batch size, else runs them directly.
+  void run_step(const std::function<void()>& issue, int batch);
   void upload_targets(const int32_t* targets, int B);  // and the loss scale 1/n_targets_
   double read_loss(int B);                            // mean of the per-token losses
 };
