@@ -18,7 +18,7 @@ HAVE_NVCC := $(shell test -x $(NVCC) && echo yes)
 GPU_CC    := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
 ifeq ($(HAVE_NVCC),yes)
   ARCHS := 90 $(filter-out 90,$(GPU_CC))
-  NVCCFLAGS := -O3 -std=c++20 -Isrc -Icuda -Xcompiler -fopenmp $(foreach a,$(ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -MMD -MP
+  NVCCFLAGS = -O3 -std=c++20 -Isrc -Icuda -Xcompiler -fopenmp $(foreach a,$(ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) -MMD -MP
   CXXFLAGS += -DMASKMIX_CUDA -I$(CUDA_HOME)/include
   LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart_static
   CUDA_SRC := $(wildcard cuda/*.cu)
@@ -60,6 +60,9 @@ $(BUILD)/%.o: %.cpp
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# wgmma and TMA exist only in the architecture-specific Hopper target (sm_90a runs on every sm_90 GPU)
+$(BUILD)/cuda/gemm_gelu.o: ARCHS := 90a $(filter-out 90,$(GPU_CC))
 
 # Every test; GPU tests skip themselves when no GPU is present.
 test: maskmix $(BUILD)/maskmix_tests

@@ -2,6 +2,7 @@
 #include "context.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace mm::cuda {
 
@@ -12,6 +13,8 @@ Context::Context(Precision precision) : precision_(precision) {
   MM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   sm_count_ = prop.multiProcessorCount;
   name_ = prop.name;
+  const char* fused = std::getenv("MASKMIX_FUSED_GELU_GEMM");
+  fused_gelu_gemm_ = prop.major == 9 && prop.minor == 0 && !(fused && std::string(fused) == "0");
   MM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   MM_CUBLAS_CHECK(cublasCreate(&cublas_));
   MM_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
@@ -35,6 +38,17 @@ Context::~Context() {
   if (cublas_lt_) cublasLtDestroy(cublas_lt_);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
+}
+
+void* Context::driver_entry_point(const char* symbol) {
+  auto found = driver_functions_.find(symbol);
+  if (found != driver_functions_.end()) return found->second;
+  void* function = nullptr;
+  cudaDriverEntryPointQueryResult query{};
+  MM_CUDA_CHECK(cudaGetDriverEntryPointByVersion(symbol, &function, 12000, cudaEnableDefault, &query));
+  if (query != cudaDriverEntryPointSuccess || !function) throw_error("CUDA driver", static_cast<int>(query), symbol, __FILE__, __LINE__);
+  driver_functions_[symbol] = function;
+  return function;
 }
 
 float* Context::scratch(int slot, size_t floats) {

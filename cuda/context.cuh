@@ -60,6 +60,7 @@ enum ScratchSlot : int {
   kSlotScanTemp,        // embedding backward: the scan's temporary storage
   kSlotEmbeddingPieces, // embedding backward: per-piece row sums [pieces, D]
   kSlotFfnAct,          // feed-forward in bf16: the activation act [N, F] (forward for the second GEMM, backward for dw2)
+  kSlotWeightT,         // gemm_gelu backward: the second layer's bf16 weight transposed [F, D]
 };
 
 // A cuBLASLt plan for one linear-layer shape: descriptors and the heuristic's algorithm, built on first
@@ -111,6 +112,11 @@ class Context {
   // the caller then fills it. Use the slot for nothing else.
   float* keyed_scratch(int slot, size_t floats, long long key, bool* filled);
   int sm_count() const { return sm_count_; }
+  // Whether the GPU runs the Hopper (sm_90a) kernels of gemm_gelu.cu: compute capability 9.0, unless the
+  // environment sets MASKMIX_FUSED_GELU_GEMM=0 (then cuBLAS and separate GELU kernels; for A/B timing).
+  bool fused_gelu_gemm() const { return fused_gelu_gemm_; }
+  // A CUDA driver function by name (cuTensorMapEncodeTiled, say), looked up once; throws if missing.
+  void* driver_entry_point(const char* symbol);
   // Bytes held by model buffers and scratch, and their peak (what `bench` reports as memory).
   void track(long long delta) {
     held_ += delta;
@@ -136,6 +142,8 @@ class Context {
   void* lt_workspace_ = nullptr;
   Precision precision_;
   int sm_count_ = 0;
+  bool fused_gelu_gemm_ = false;
+  std::map<std::string, void*> driver_functions_;
   std::string name_;
   std::vector<std::pair<void*, size_t>> scratch_;
   std::vector<long long> scratch_keys_;  // per slot, what keyed_scratch last filled it for (-1: nothing)

@@ -3,6 +3,7 @@
 #include "activations.cuh"
 #include "element.cuh"
 #include "feed_forward.cuh"
+#include "gemm_gelu.cuh"
 #include "linear.cuh"
 #include "norms.cuh"
 #include "reduce.cuh"
@@ -281,10 +282,14 @@ void ffn_forward(Context& ctx, float* out, float* state, const float* x, const P
   const FfnState s(state, N, D, Fp);
   prenorm_forward(ctx, norm, s.x, x, N, D);  // h (or x) in bf16, straight into the state
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
-  gemm_bf16(ctx, false, true, N, Fp, D, s.x, D, w1_16, D, s.pre, Fp);  // pre = h w1^T (b1 is added by the activation)
-  if (!out) return;  // recompute: the state is all that was asked for
-  bf16* act16 = act_scratch(ctx, N, F);
-  activation_forward(ctx, act16, s.pre, b1, N, F, act);
+  bf16* act16 = out ? act_scratch(ctx, N, F) : nullptr;  // out null (recompute): the state is all that was asked for
+  if (act == FfnActivation::Gelu && gemm_gelu_supported(ctx, N, F, D, {s.x, w1_16, s.pre, act16, b1})) {
+    gemm_gelu_forward(ctx, s.pre, act16, s.x, w1_16, b1, N, F, D);  // pre, and act with GELU in the GEMM's epilogue
+  } else {
+    gemm_bf16(ctx, false, true, N, Fp, D, s.x, D, w1_16, D, s.pre, Fp);  // pre = h w1^T (b1 is added by the activation)
+    if (act16) activation_forward(ctx, act16, s.pre, b1, N, F, act);
+  }
+  if (!out) return;
   linear_forward(ctx, out, GemmOperand{nullptr, act16}, gemm_operand(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F), b2, skip, N, F, D);
 }
 
@@ -297,12 +302,16 @@ void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2,
   bf16* dpre16 = reinterpret_cast<bf16*>(dpre);  // [N,Fp]
   const bf16* dout16 = round_output_gradient(ctx, db2, dout, N, D);  // and db2 += column sums of dout
   const bf16* w2_16 = to_bf16(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F);
-  gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);  // dact = dout w2
-  bf16* act16 = act_scratch(ctx, N, F);                                    // written again from pre below
-  const bool bias_done = act == FfnActivation::Gelu && db1 && gelu_backward_with_bias_grad(ctx, dpre16, act16, db1, dact16, s.pre, b1, N, F);
-  if (!bias_done) {
-    activation_backward(ctx, dpre16, act16, dact16, s.pre, b1, N, F, act);
-    if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
+  bf16* act16 = act_scratch(ctx, N, F);  // written again from pre below
+  if (act == FfnActivation::Gelu && gemm_gelu_supported(ctx, N, F, D, {dout16, w2_16, s.pre, dpre16, act16, b1})) {
+    gemm_gelu_backward(ctx, dpre16, act16, db1, dout16, w2_16, s.pre, b1, N, F, D);  // dact stays in registers
+  } else {
+    gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);  // dact = dout w2
+    const bool bias_done = act == FfnActivation::Gelu && db1 && gelu_backward_with_bias_grad(ctx, dpre16, act16, db1, dact16, s.pre, b1, N, F);
+    if (!bias_done) {
+      activation_backward(ctx, dpre16, act16, dact16, s.pre, b1, N, F, act);
+      if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
+    }
   }
   gemm_bf16(ctx, true, false, D, F, N, 1.f, dout16, D, 0, act16, F, 0, 1.f, dw2, F, 0);  // dw2 += dout^T act
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);

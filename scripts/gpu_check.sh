@@ -3,7 +3,7 @@
 # training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
 # $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
-#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: tests,bench,profile,kernels,train,representation,representation_trained,
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: quick,tests,bench,profile,kernels,train,fused_ab,representation,representation_trained,
 #     representation_llama1024,
 #     retrieval,compare,heads,context,torch,
 #     speed (maskmix bench and the PyTorch twin alternated for 3 rounds: the card's speed drifts between
@@ -24,6 +24,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 stage() { echo "== $1 ($(date +%T))"; }
 has() { [[ ",$stages," == *",$1,"* ]]; }
 
+if has quick; then  # the newest GPU test alone, first: a kernel that hangs or fails stops the call here
+  stage "GPU test: fused GELU GEMMs"
+  (cd "$res" && MASKMIX_REQUIRE_GPU=1 timeout 90 "$root/bin/maskmix_tests" "GPU feed-forward with GELU fused*" > test_quick.log 2>&1)
+  status=$?; echo "quick test exit $status"; tail -n 30 "$res/test_quick.log"
+  [ "$status" = 0 ] || { tar czf "$out/results.tar.gz" -C "$(dirname "$res")" results; exit 1; }
+fi
 if has tests; then
   stage "GPU tests"
   (cd "$res" && MASKMIX_REQUIRE_GPU=1 MASKMIX_DATA="$root/shared" MASKMIX_BIN="$bin" timeout 240 "$root/bin/maskmix_tests" "[gpu]" > test_gpu.log 2>&1)
@@ -43,7 +49,7 @@ if has profile; then
 fi
 if has kernels; then  # Nsight Compute: per-kernel time of one training step per config (dev/kernel_profile.sh)
   stage "per-kernel profile (ncu)"
-  for config in mixer:d512:l8:c512 mixer:d1024:l8:c512 llama:d512:l8:h4:c512 llama:d1024:l8:h8:c512; do
+  for config in ${KERNEL_CONFIGS:-mixer:d512:l8:c512 mixer:d1024:l8:c512 llama:d512:l8:h4:c512 llama:d1024:l8:h8:c512}; do
     { echo "## $config (batch 32, vocab 4096)"; echo; timeout 150 dev/kernel_profile.sh "$bin" "$config" 700 800; echo; } >> "$res/kernels.md" 2>&1
   done
   grep -E "^## |kernel launches" "$res/kernels.md"
@@ -96,6 +102,15 @@ if has context; then
   MASKMIX="$bin" PREPARED="$root/data/ts" DATA="$root/shared" OUT="$res" WORK=/tmp/all DEVICE=cuda timeout 420 \
     scripts/reproduce_all.sh --stage context > "$res/context.log" 2>&1
   echo "context exit $?"; grep -E "took|: step" "$res/context.log" | tail -n 16; cat "$res/context_runs.md" 2>/dev/null | head -n 60
+fi
+if has fused_ab; then  # the Hopper GELU-in-GEMM kernels on and off (MASKMIX_FUSED_GELU_GEMM), alternated for 2 rounds
+  configs=mixer:d512:l8:c512,mixer:d1024:l8:c512
+  for round in 1 2; do
+    stage "fused GELU GEMMs on / off, round $round"
+    timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_on_r$round.csv" 2>&1 | grep -v "^bench:" | tail -n 2
+    MASKMIX_FUSED_GELU_GEMM=0 timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_off_r$round.csv" 2>&1 |
+      grep -v "^bench:" | tail -n 2
+  done
 fi
 if has torch; then
   stage "PyTorch twin bench"

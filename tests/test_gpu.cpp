@@ -1,8 +1,10 @@
 // GPU tests ([gpu]): CUDA vs the CPU reference per op and per model kind (logits, loss, every gradient
 // tensor, 10 AdamW steps), causality and determinism on the GPU, and bit-exact resume through the CLI.
 // Without a GPU they skip (with a warning), unless MASKMIX_REQUIRE_GPU is set (make test-gpu).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <tuple>
 
 #include "helpers.h"
 #include "model/checkpoint.h"
@@ -336,53 +338,95 @@ TEST_CASE("GPU bf16 self-attention sublayer (qkv and attention output kept in bf
   }
 }
 
+// One bf16 feed-forward sublayer on the GPU (forward, backward) checked against the CPU in double by the
+// ratio rule; returns the GPU's outputs y, dx, dw1, db1, dw2, db2, dnorm_w, dnorm_b, then the dact
+// workspace as backward left it (zero-filled before).
+std::vector<std::vector<float>> check_ffn_sublayer(Ops<float>& gpu, NormKind norm_kind, FfnActivation act, int N, int D, int F) {
+  CpuOps<double> ref;
+  const int Fp = ffn_pre_width(F, act);
+  const bool prenorm = norm_kind != NormKind::None;
+  auto x = test::random_vector(N * D, 41), w1 = test::random_vector(Fp * D, 42), b1 = test::random_vector(Fp, 43);
+  auto w2 = test::random_vector(D * F, 44), b2 = test::random_vector(D, 45), dy = test::random_vector(N * D, 46), skip = test::random_vector(N * D, 47);
+  auto norm_w = test::random_vector(D, 48), norm_b = test::random_vector(D, 49), dskip = test::random_vector(N * D, 50);
+  for (double& v : norm_w) v += 1.0;
+  // outputs: y, dx, dw1, db1, dw2, db2, dnorm_w, dnorm_b
+  auto sublayer = [&](const std::vector<double>& xs, const std::vector<double>& w1s, const std::vector<double>& w2s, const std::vector<double>& dys) {
+    std::vector<double> y(N * D), state(ref.ffn_state_size(N, D, F, act, prenorm)), dx(N * D), dw1(w1.size(), 0.0), db1(b1.size(), 0.0),
+        dw2(w2.size(), 0.0), db2(b2.size(), 0.0), dact(static_cast<size_t>(N) * F), dpre(static_cast<size_t>(N) * Fp);
+    TestNorm<double> norm(norm_kind, norm_w, norm_b, N);
+    ref.ffn_forward(y.data(), state.data(), xs.data(), norm.get(nullptr), w1s.data(), b1.data(), w2s.data(), b2.data(), skip.data(), N, D, F, act);
+    ref.ffn_backward(dx.data(), dw1.data(), db1.data(), dw2.data(), db2.data(), dys.data(), xs.data(), state.data(), norm.get(dskip.data()), w1s.data(),
+                     b1.data(), w2s.data(), N, D, F, act, dact.data(), dpre.data());
+    return std::vector<std::vector<double>>{y, dx, dw1, db1, dw2, db2, norm.dw, norm.db};
+  };
+  const auto exact = sublayer(x, w1, w2, dy), rounded = sublayer(round_bf16(x), round_bf16(w1), round_bf16(w2), round_bf16(dy));
+  Dev gx(gpu, to_float(x)), gw1(gpu, to_float(w1)), gb1(gpu, to_float(b1)), gw2(gpu, to_float(w2)), gb2(gpu, to_float(b2)), gdy(gpu, to_float(dy)),
+      gskip(gpu, to_float(skip)), gdskip(gpu, to_float(dskip)), gy(gpu, N * D), gstate(gpu, gpu.ffn_state_size(N, D, F, act, prenorm)), gdx(gpu, N * D),
+      gdw1(gpu, w1.size()), gdb1(gpu, b1.size()), gdw2(gpu, w2.size()), gdb2(gpu, b2.size()), gdact(gpu, static_cast<size_t>(N) * F),
+      gdpre(gpu, static_cast<size_t>(N) * Fp);
+  GpuNorm gnorm(gpu, norm_kind, norm_w, norm_b, N);
+  // bf16 h and pre; act is not kept (backward writes it again from pre, so dw2 below checks it)
+  CHECK(gpu.ffn_state_size(N, D, F, act, prenorm) == (static_cast<size_t>(N) * (D + Fp) + 1) / 2);
+  gpu.ffn_forward(gy.p(), gstate.p(), gx.p(), gnorm.get(nullptr), gw1.p(), gb1.p(), gw2.p(), gb2.p(), gskip.p(), N, D, F, act);
+  const std::vector<float> state = gstate.host();
+  // without a norm the bf16 backend keeps its input in the state and never reads x in backward
+  gpu.ffn_backward(gdx.p(), gdw1.p(), gdb1.p(), gdw2.p(), gdb2.p(), gdy.p(), prenorm ? gx.p() : nullptr, gstate.p(), gnorm.get(gdskip.p()), gw1.p(),
+                   gb1.p(), gw2.p(), N, D, F, act, gdact.p(), gdpre.p());
+  std::vector<std::vector<float>> got = {gy.host(), gdx.host(), gdw1.host(), gdb1.host(), gdw2.host(), gdb2.host(), gnorm.dw.host(), gnorm.db.host()};
+  for (int k = 0; k < 8; ++k) {
+    if ((k == 6 && !prenorm) || (k == 7 && norm_kind != NormKind::LayerNorm)) continue;
+    INFO("output " << k << " (y, dx, dw1, db1, dw2, db2, dnorm_w, dnorm_b)");
+    const double budget = relative_error(rounded[k], exact[k]), error = relative_error(got[k], exact[k]);
+    INFO("budget " << budget << " error " << error);
+    CHECK(budget > 1e-5);  // the rounding is visible, so the rule is not vacuous
+    // the kernels also round h, pre, act, the two hidden gradients and dh to bf16, hence 4x
+    CHECK(error <= 4 * budget + 1e-6);
+  }
+  // out == nullptr (--recompute) rebuilds the same state
+  gpu.zero(gstate.p(), state.size());
+  gpu.ffn_forward(nullptr, gstate.p(), gx.p(), gnorm.get(nullptr), gw1.p(), gb1.p(), gw2.p(), gb2.p(), nullptr, N, D, F, act);
+  CHECK(gstate.host() == state);
+  got.push_back(gdact.host());
+  return got;
+}
+
 TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the ratio rule", "[gpu][ops][bf16]") {
   if (!have_gpu()) return;
   auto gpu = make_backend(Device::Cuda, Precision::Bf16);
-  CpuOps<double> ref;
-  const int N = 41, D = 24;
   for (NormKind norm_kind : {NormKind::None, NormKind::LayerNorm, NormKind::RmsNorm})
   for (FfnActivation act : {FfnActivation::Gelu, FfnActivation::SwiGlu})
   for (int F : {64, 36, 4160}) {  // rows in groups of 8, rows of 36 (the one-value kernels), rows wider than a block
     INFO((act == FfnActivation::Gelu ? "gelu" : "swiglu") << " F" << F << " norm " << norm_name(norm_kind));
-    const int Fp = ffn_pre_width(F, act);
-    const bool prenorm = norm_kind != NormKind::None;
-    auto x = test::random_vector(N * D, 41), w1 = test::random_vector(Fp * D, 42), b1 = test::random_vector(Fp, 43);
-    auto w2 = test::random_vector(D * F, 44), b2 = test::random_vector(D, 45), dy = test::random_vector(N * D, 46), skip = test::random_vector(N * D, 47);
-    auto norm_w = test::random_vector(D, 48), norm_b = test::random_vector(D, 49), dskip = test::random_vector(N * D, 50);
-    for (double& v : norm_w) v += 1.0;
-    // outputs: y, dx, dw1, db1, dw2, db2, dnorm_w, dnorm_b
-    auto sublayer = [&](const std::vector<double>& xs, const std::vector<double>& w1s, const std::vector<double>& w2s, const std::vector<double>& dys) {
-      std::vector<double> y(N * D), state(ref.ffn_state_size(N, D, F, act, prenorm)), dx(N * D), dw1(w1.size(), 0.0), db1(b1.size(), 0.0),
-          dw2(w2.size(), 0.0), db2(b2.size(), 0.0), dact(static_cast<size_t>(N) * F), dpre(static_cast<size_t>(N) * Fp);
-      TestNorm<double> norm(norm_kind, norm_w, norm_b, N);
-      ref.ffn_forward(y.data(), state.data(), xs.data(), norm.get(nullptr), w1s.data(), b1.data(), w2s.data(), b2.data(), skip.data(), N, D, F, act);
-      ref.ffn_backward(dx.data(), dw1.data(), db1.data(), dw2.data(), db2.data(), dys.data(), xs.data(), state.data(), norm.get(dskip.data()), w1s.data(),
-                       b1.data(), w2s.data(), N, D, F, act, dact.data(), dpre.data());
-      return std::vector<std::vector<double>>{y, dx, dw1, db1, dw2, db2, norm.dw, norm.db};
-    };
-    const auto exact = sublayer(x, w1, w2, dy), rounded = sublayer(round_bf16(x), round_bf16(w1), round_bf16(w2), round_bf16(dy));
-    Dev gx(*gpu, to_float(x)), gw1(*gpu, to_float(w1)), gb1(*gpu, to_float(b1)), gw2(*gpu, to_float(w2)), gb2(*gpu, to_float(b2)),
-        gdy(*gpu, to_float(dy)), gskip(*gpu, to_float(skip)), gdskip(*gpu, to_float(dskip)), gy(*gpu, N * D),
-        gstate(*gpu, gpu->ffn_state_size(N, D, F, act, prenorm)), gdx(*gpu, N * D), gdw1(*gpu, w1.size()), gdb1(*gpu, b1.size()), gdw2(*gpu, w2.size()),
-        gdb2(*gpu, b2.size()), gdact(*gpu, static_cast<size_t>(N) * F), gdpre(*gpu, static_cast<size_t>(N) * Fp);
-    GpuNorm gnorm(*gpu, norm_kind, norm_w, norm_b, N);
-    // bf16 h and pre; act is not kept (backward writes it again from pre, so dw2 below checks it)
-    CHECK(gpu->ffn_state_size(N, D, F, act, prenorm) == (static_cast<size_t>(N) * (D + Fp) + 1) / 2);
-    gpu->ffn_forward(gy.p(), gstate.p(), gx.p(), gnorm.get(nullptr), gw1.p(), gb1.p(), gw2.p(), gb2.p(), gskip.p(), N, D, F, act);
-    // without a norm the bf16 backend keeps its input in the state and never reads x in backward
-    gpu->ffn_backward(gdx.p(), gdw1.p(), gdb1.p(), gdw2.p(), gdb2.p(), gdy.p(), prenorm ? gx.p() : nullptr, gstate.p(), gnorm.get(gdskip.p()), gw1.p(),
-                      gb1.p(), gw2.p(), N, D, F, act, gdact.p(), gdpre.p());
-    const std::vector<std::vector<float>> got = {gy.host(), gdx.host(), gdw1.host(), gdb1.host(), gdw2.host(), gdb2.host(), gnorm.dw.host(), gnorm.db.host()};
-    for (int k = 0; k < 8; ++k) {
-      if ((k == 6 && !prenorm) || (k == 7 && norm_kind != NormKind::LayerNorm)) continue;
-      INFO("output " << k << " (y, dx, dw1, db1, dw2, db2, dnorm_w, dnorm_b)");
-      const double budget = relative_error(rounded[k], exact[k]), error = relative_error(got[k], exact[k]);
-      INFO("budget " << budget << " error " << error);
-      CHECK(budget > 1e-5);  // the rounding is visible, so the rule is not vacuous
-      // the kernels also round h, pre, act, the two hidden gradients and dh to bf16, hence 4x
-      CHECK(error <= 4 * budget + 1e-6);
+    check_ffn_sublayer(*gpu, norm_kind, act, 41, 24, F);
+  }
+}
+
+// Shapes in whole 128 x 256 x 64 tiles take the Hopper GEMMs with GELU in their epilogues (gemm_gelu.cu)
+// on an sm_90 GPU; MASKMIX_FUSED_GELU_GEMM=0 turns them off, so both paths are checked and compared.
+TEST_CASE("GPU feed-forward with GELU fused into its GEMMs obeys the ratio rule and agrees with the unfused path", "[gpu][ops][bf16]") {
+  if (!have_gpu()) return;
+  auto fused = make_backend(Device::Cuda, Precision::Bf16);
+  setenv("MASKMIX_FUSED_GELU_GEMM", "0", 1);
+  auto unfused = make_backend(Device::Cuda, Precision::Bf16);
+  unsetenv("MASKMIX_FUSED_GELU_GEMM");
+  const bool hopper = fused->card().find("H100") != std::string::npos || fused->card().find("H200") != std::string::npos;
+  for (NormKind norm_kind : {NormKind::LayerNorm, NormKind::None})
+  for (auto [N, D, F] : {std::tuple{256, 64, 512}, std::tuple{384, 192, 256}}) {
+    INFO("N" << N << " D" << D << " F" << F << " norm " << norm_name(norm_kind) << (hopper ? " (Hopper: fused path)" : ""));
+    const auto a = check_ffn_sublayer(*fused, norm_kind, FfnActivation::Gelu, N, D, F);
+    const auto b = check_ffn_sublayer(*unfused, norm_kind, FfnActivation::Gelu, N, D, F);
+    for (size_t k = 0; k < 6; ++k) {
+      INFO("output " << k << " (y, dx, dw1, db1, dw2, db2)");
+      std::vector<double> ref(b[k].begin(), b[k].end());
+      CHECK(relative_error(a[k], ref) < 2e-2);  // the same bf16 roundings of differently ordered sums
     }
+    // the unfused path writes dact [N, F] in bf16 (then dh [N, D] over its start); the fused one keeps
+    // dact in registers and writes only dh there
+    auto written_past_dh = [&](const std::vector<float>& dact) {
+      return std::any_of(dact.begin() + static_cast<size_t>(N) * D / 2, dact.begin() + static_cast<size_t>(N) * F / 2, [](float v) { return v != 0.f; });
+    };
+    CHECK(written_past_dh(b.back()));
+    if (hopper) CHECK(!written_past_dh(a.back()));
   }
 }
 
