@@ -12,13 +12,15 @@ namespace mm::cuda {
 namespace {
 using bf16 = __nv_bfloat16;
 
-constexpr int kBM = 128, kBN = 256, kBK = 64, kStages = 4;
-constexpr int kThreads = 384;                            // warpgroup 0 loads, warpgroups 1 and 2 multiply
+constexpr int kBM = 128, kBN = 128, kBK = 64, kStages = 3;
+constexpr int kThreads = 160;                            // warpgroup 0 multiplies, warp 4 loads
 constexpr int kTileABytes = kBM * kBK * 2;               // A slice [128 rows, 64 k] bf16, 128-byte rows
-constexpr int kTileBBytes = kBN * kBK * 2;               // B slice [256 rows, 64 k]
-constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 48 KB
-constexpr int kSumFloats = 8 * kBN;                      // backward: column sums of the 8 consumer warps
-constexpr int kSmemBytes = 1024 + kStages * kStageBytes + kSumFloats * 4 + 2 * kStages * 8;  // + alignment slack, + barriers
+constexpr int kTileBBytes = kBN * kBK * 2;               // B slice [128 rows, 64 k]
+constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 32 KB
+constexpr int kSumFloats = 4 * kBN;                      // backward: column sums of the 4 consumer warps
+// + alignment slack, + barriers: about 100 KB, so two CTAs share an SM and one's epilogue (GELU on the
+// CUDA cores) runs while the other's wgmma keep the tensor cores busy
+constexpr int kSmemBytes = 1024 + kStages * kStageBytes + kSumFloats * 4 + 2 * kStages * 8;
 
 // What the epilogue writes (forward: out0 = pre; backward: out0 = dpre, reads pre, writes partial).
 struct EpilogueArgs {
@@ -68,20 +70,16 @@ template <int Pending>
 __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(Pending) : "memory");
 }
-// d[64 x 256 fragment] (+)= A[64 x 16] B[256 x 16]^T, both from shared memory.
-__device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b, uint32_t accumulate) {
+// d[64 x 128 fragment] (+)= A[64 x 16] B[128 x 16]^T, both from shared memory.
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b, uint32_t accumulate) {
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
       "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
       "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-      "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
         "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
         "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
@@ -89,50 +87,38 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t desc_
         "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
         "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
         "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(desc_a), "l"(desc_b), "r"(accumulate));}
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
 
-template <int Registers>
-__device__ __forceinline__ void set_registers_down() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(Registers)); }
-template <int Registers>
-__device__ __forceinline__ void set_registers_up() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(Registers)); }
 #endif
 
-// One CTA per 128 x 256 tile of C (blockIdx.x over N, so neighbours share A's rows in L2). Accumulator
-// fragment of consumer thread t (warp w = t/32 of its warpgroup, lane l): d[4j + 2h + e] is C at row
-// 16w + l/4 + 8h of the warpgroup's 64, column 8j + 2(l%4) + e (j < 32, h, e < 2).
+// One CTA per 128 x 128 tile of C (blockIdx.x over N, so neighbours share A's rows in L2), two CTAs per
+// SM. The consumer warpgroup multiplies rows 0-63 and 64-127 of the tile into d[0] and d[1]; fragment
+// of thread t (warp w = t/32, lane l): d[i][4j + 2h + e] is C at row 64i + 16w + l/4 + 8h, column
+// 8j + 2(l%4) + e of the tile (j < 16, h, e < 2).
 template <bool Backward>
-__global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+__global__ void __launch_bounds__(kThreads, 2) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                                                                 EpilogueArgs args, int K) {
 #ifdef MM_GEMM_GELU_DEVICE
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_address(smem_raw), tiles = (raw + 1023u) & ~1023u;  // the swizzle wants 1024-byte alignment
   float* sums = reinterpret_cast<float*>(smem_raw + (tiles - raw) + kStages * kStageBytes);
   const uint32_t bars = tiles + kStages * kStageBytes + kSumFloats * 4;
-  auto full = [&](int s) { return bars + 8u * s; };                  // stage s loaded (TMA bytes arrived)
-  auto empty = [&](int s) { return bars + 8u * (kStages + s); };     // stage s consumed (both warpgroups)
-  const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
+  auto full = [&](int s) { return bars + 8u * s; };               // stage s loaded (TMA bytes arrived)
+  auto empty = [&](int s) { return bars + 8u * (kStages + s); };  // stage s consumed
   const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * kBN, k_blocks = K / kBK;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       barrier_init(full(s), 1);
-      barrier_init(empty(s), 2);
+      barrier_init(empty(s), 1);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
 
-  if (warpgroup == 0) {  // the loader: one thread issues every TMA copy
-    set_registers_down<40>();
-    if (t == 0)
+  if (threadIdx.x >= 128) {  // the loader warp: one thread issues every TMA copy
+    if (threadIdx.x == 128)
       for (int kb = 0; kb < k_blocks; ++kb) {
         const int s = kb % kStages;
         barrier_wait(empty(s), ((kb / kStages) & 1) ^ 1);
@@ -142,18 +128,21 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
       }
     return;
   }
-  set_registers_up<232>();
-  const int consumer = warpgroup - 1;  // rows 64 * consumer .. + 64 of the tile
-  float d[128];
+  const int t = threadIdx.x;
+  float d[2][64];
 #pragma unroll
-  for (int i = 0; i < 128; ++i) d[i] = 0.f;
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int r = 0; r < 64; ++r) d[i][r] = 0.f;
   for (int kb = 0; kb < k_blocks; ++kb) {
     const int s = kb % kStages;
     barrier_wait(full(s), (kb / kStages) & 1);
-    const uint32_t a = tiles + s * kStageBytes + consumer * 64 * 128, b = tiles + s * kStageBytes + kTileABytes;
+    const uint32_t a = tiles + s * kStageBytes, b = a + kTileABytes;
     wgmma_fence();
 #pragma unroll
-    for (int k = 0; k < kBK / 16; ++k) wgmma_m64n256k16(d, tile_descriptor(a + 32 * k), tile_descriptor(b + 32 * k), (kb > 0 || k > 0) ? 1u : 0u);
+    for (int k = 0; k < kBK / 16; ++k)
+#pragma unroll
+      for (int i = 0; i < 2; ++i) wgmma_m64n128k16(d[i], tile_descriptor(a + i * 64 * 128 + 32 * k), tile_descriptor(b + 32 * k), (kb > 0 || k > 0) ? 1u : 0u);
     wgmma_commit();
     wgmma_wait<1>();  // the previous slice's multiplies are done: give its stage back
     if (kb > 0 && t == 0) barrier_arrive(empty((kb - 1) % kStages));
@@ -161,51 +150,55 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
   wgmma_wait<0>();
 
   const int warp = t / 32, lane = t % 32, N = args.N;
-  const size_t row0 = static_cast<size_t>(m0 + consumer * 64 + warp * 16 + lane / 4);
   const int col0 = n0 + 2 * (lane % 4);
 #pragma unroll
-  for (int j = 0; j < 32; ++j) {
-    const int col = col0 + 8 * j;
-    const float2 b = args.bias ? *reinterpret_cast<const float2*>(args.bias + col) : make_float2(0.f, 0.f);
+  for (int i = 0; i < 2; ++i) {
+    const size_t row0 = static_cast<size_t>(m0 + 64 * i + 16 * warp + lane / 4);
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const size_t at = (row0 + 8 * h) * N + col;
-      // the GEMM's result rounded once to bf16, as the unfused path stores it
-      const float2 c = __bfloat1622float2(__floats2bfloat162_rn(d[4 * j + 2 * h], d[4 * j + 2 * h + 1]));
-      if constexpr (!Backward) {
-        *reinterpret_cast<__nv_bfloat162*>(args.out0 + at) = __floats2bfloat162_rn(c.x, c.y);
-        if (args.act) *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(c.x + b.x), gelu(c.y + b.y));
-      } else {
-        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(args.pre + at));
-        const float x0 = x.x + b.x, x1 = x.y + b.y;
-        const __nv_bfloat162 g = __floats2bfloat162_rn(gelu_grad(c.x, x0), gelu_grad(c.y, x1));
-        *reinterpret_cast<__nv_bfloat162*>(args.out0 + at) = g;
-        *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
-        const float2 gs = __bfloat1622float2(g);  // db1 sums the stored (rounded) dpre
-        d[4 * j + 2 * h] = gs.x;
-        d[4 * j + 2 * h + 1] = gs.y;
+    for (int j = 0; j < 16; ++j) {
+      const int col = col0 + 8 * j;
+      const float2 b = args.bias ? *reinterpret_cast<const float2*>(args.bias + col) : make_float2(0.f, 0.f);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const size_t at = (row0 + 8 * h) * N + col;
+        float& v0 = d[i][4 * j + 2 * h];
+        float& v1 = d[i][4 * j + 2 * h + 1];
+        // the GEMM's result rounded once to bf16, as the unfused path stores it
+        const float2 c = __bfloat1622float2(__floats2bfloat162_rn(v0, v1));
+        if constexpr (!Backward) {
+          *reinterpret_cast<__nv_bfloat162*>(args.out0 + at) = __floats2bfloat162_rn(c.x, c.y);
+          if (args.act) *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(c.x + b.x), gelu(c.y + b.y));
+        } else {
+          const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(args.pre + at));
+          const float x0 = x.x + b.x, x1 = x.y + b.y;
+          const __nv_bfloat162 g = __floats2bfloat162_rn(gelu_grad(c.x, x0), gelu_grad(c.y, x1));
+          *reinterpret_cast<__nv_bfloat162*>(args.out0 + at) = g;
+          *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
+          const float2 gs = __bfloat1622float2(g);  // db1 sums the stored (rounded) dpre
+          v0 = gs.x;
+          v1 = gs.y;
+        }
       }
     }
   }
   if (Backward && args.partial) {
-    // column sums over the tile's 128 rows: the thread's two rows, the warp's 8 row groups (lanes l/4),
-    // then the 8 consumer warps in order through shared memory
+    // column sums over the tile's 128 rows: each thread's four rows, the warp's 8 row groups (lanes
+    // l/4), then the 4 warps in order through shared memory
 #pragma unroll
-    for (int j = 0; j < 32; ++j)
+    for (int j = 0; j < 16; ++j)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        float v = d[4 * j + e] + d[4 * j + 2 + e];
+        float v = (d[0][4 * j + e] + d[0][4 * j + 2 + e]) + (d[1][4 * j + e] + d[1][4 * j + 2 + e]);
         v += __shfl_xor_sync(0xffffffffu, v, 4);
         v += __shfl_xor_sync(0xffffffffu, v, 8);
         v += __shfl_xor_sync(0xffffffffu, v, 16);
-        if (lane < 4) sums[(consumer * 4 + warp) * kBN + 8 * j + 2 * lane + e] = v;
+        if (lane < 4) sums[warp * kBN + 8 * j + 2 * lane + e] = v;
       }
-    asm volatile("bar.sync 1, 256;" ::: "memory");  // the two consumer warpgroups only
-    const int u = consumer * 128 + t;
+    asm volatile("bar.sync 1, 128;" ::: "memory");  // the consumer warpgroup only
     float total = 0.f;
 #pragma unroll
-    for (int w = 0; w < 8; ++w) total += sums[w * kBN + u];
-    args.partial[static_cast<size_t>(blockIdx.y) * N + n0 + u] = total;
+    for (int w = 0; w < 4; ++w) total += sums[w * kBN + t];
+    args.partial[static_cast<size_t>(blockIdx.y) * N + n0 + t] = total;
   }
 #endif
 }

@@ -1,8 +1,9 @@
 // The feed-forward's GEMMs around exact-erf GELU with the activation fused into the GEMM's epilogue
 // (Hopper, sm_90a): cuBLASLt's GELU epilogues are tanh-only, so these GEMMs are our own. Each computes
-// C[M,N] = A[M,K] B[N,K]^T (bf16 operands, both K-major, fp32 accumulation) in 128 x 256 tiles: TMA
-// loads 64-wide K slices into a 4-stage shared-memory ring, two consumer warpgroups issue wgmma
-// (64 x 256 each) and apply the epilogue to their accumulators in registers.
+// C[M,N] = A[M,K] B[N,K]^T (bf16 operands, both K-major, fp32 accumulation) in 128 x 128 tiles: a
+// loader warp's TMA copies fill a 3-stage shared-memory ring of 64-wide K slices, one warpgroup issues
+// wgmma and applies the epilogue to its accumulators in registers. Two CTAs share an SM, so one's
+// epilogue (erf on the CUDA cores) overlaps the other's multiplies.
 //
 // Forward (fc1):  pre = bf16(h w1^T), act = bf16(GELU(pre + b1)): what gemm_bf16 then gelu_forward_bf16
 //                 write, without writing pre and reading it back.
@@ -17,7 +18,7 @@
 namespace mm::cuda {
 
 // Whether the fused GEMMs run for this shape on this device: an sm_90 GPU (and MASKMIX_FUSED_GELU_GEMM
-// not 0), M % 128 == 0, N % 256 == 0, K % 64 == 0, 16-byte aligned arrays. Otherwise use cuBLAS and the
+// not 0), M % 128 == 0, N % 128 == 0, K % 64 == 0, 16-byte aligned arrays. Otherwise use cuBLAS and the
 // separate activation kernels.
 bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, std::initializer_list<const void*> arrays);
 
