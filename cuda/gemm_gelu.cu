@@ -20,16 +20,24 @@ constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 32 KB
 constexpr int kSumFloats = 4 * kBN;                      // backward: column sums of the 4 consumer warps
 // + alignment slack, + barriers: about 100 KB, so two CTAs share an SM and one's epilogue (GELU on the
 // CUDA cores) runs while the other's wgmma keep the tensor cores busy
-constexpr int kSmemBytes = 1024 + kStages * kStageBytes + kSumFloats * 4 + 2 * kStages * 8;
+constexpr int kSmemBytes = 1024 + kStages * kStageBytes + kSumFloats * 4 + (2 * kStages + 1) * 8;
+// After the multiplies the ring holds the epilogue's [128, 128] bf16 tiles, 32 KB regions each stored as
+// two [128 rows, 64 columns] halves in the 128-byte swizzle (what TMA reads and writes): coalesced bulk
+// copies to and from global memory, and conflict-free shared-memory accesses in fragment order.
+constexpr int kRegionBytes = kBM * kBN * 2, kHalfBytes = kRegionBytes / 2;
+static_assert(3 * kRegionBytes <= kStages * kStageBytes, "the epilogue's three tiles must fit in the ring");
 
-// What the epilogue writes (forward: out0 = pre; backward: out0 = dpre, reads pre, writes partial).
+// The [M, N] bf16 arrays the epilogue writes (and, backward, reads), as tensor maps of [128, 64] boxes.
+struct EpilogueMaps {
+  CUtensorMap out;  // forward: pre; backward: dpre
+  CUtensorMap act;
+  CUtensorMap pre;  // backward: read
+};
 struct EpilogueArgs {
-  bf16* out0;
-  bf16* act;       // forward: may be null (pre only)
-  float* partial;  // backward: [M/128, N] column sums of dpre per 128-row tile, or null
-  const bf16* pre;
-  const float* bias;  // may be null
+  float* partial;     // backward: [M/128, N] column sums of dpre per 128-row tile, or null
+  const float* bias;  // [N] or null
   int N;
+  bool write_act;     // forward: false writes pre only
 };
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -56,6 +64,12 @@ __device__ __forceinline__ void barrier_wait(uint32_t bar, uint32_t parity) {
 __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int inner, int outer, uint32_t bar) {
   asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(dst),
                "l"(reinterpret_cast<uint64_t>(map)), "r"(inner), "r"(outer), "r"(bar)
+               : "memory");
+}
+// Shared-memory tile to the 2-D box of `map` at (inner, outer), in the thread's bulk group.
+__device__ __forceinline__ void tma_store(const CUtensorMap* map, uint32_t src, int inner, int outer) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];" ::"l"(reinterpret_cast<uint64_t>(map)), "r"(src),
+               "r"(inner), "r"(outer)
                : "memory");
 }
 // wgmma descriptor of a K-major tile of 128-byte rows in the 128-byte swizzle TMA wrote (8-row atoms
@@ -94,12 +108,12 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a
 #endif
 
 // One CTA per 128 x 128 tile of C (blockIdx.x over N, so neighbours share A's rows in L2), two CTAs per
-// SM. The consumer warpgroup multiplies rows 0-63 and 64-127 of the tile into d[0] and d[1]; fragment
+// SM (at most 200 registers a thread: 2 x 5 warps x 6400 of the SM's 65536). The consumer warpgroup multiplies rows 0-63 and 64-127 of the tile into d[0] and d[1]; fragment
 // of thread t (warp w = t/32, lane l): d[i][4j + 2h + e] is C at row 64i + 16w + l/4 + 8h, column
 // 8j + 2(l%4) + e of the tile (j < 16, h, e < 2).
 template <bool Backward>
-__global__ void __launch_bounds__(kThreads, 2) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                                                                EpilogueArgs args, int K) {
+__global__ void __maxnreg__(200) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                                                                const __grid_constant__ EpilogueMaps maps, EpilogueArgs args, int K) {
 #ifdef MM_GEMM_GELU_DEVICE
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_address(smem_raw), tiles = (raw + 1023u) & ~1023u;  // the swizzle wants 1024-byte alignment
@@ -107,12 +121,14 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_gelu_kernel(const __grid_con
   const uint32_t bars = tiles + kStages * kStageBytes + kSumFloats * 4;
   auto full = [&](int s) { return bars + 8u * s; };               // stage s loaded (TMA bytes arrived)
   auto empty = [&](int s) { return bars + 8u * (kStages + s); };  // stage s consumed
+  const uint32_t pre_loaded = bars + 8u * (2 * kStages);           // backward: the pre tile arrived
   const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * kBN, k_blocks = K / kBK;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       barrier_init(full(s), 1);
       barrier_init(empty(s), 1);
     }
+    barrier_init(pre_loaded, 1);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
@@ -149,38 +165,50 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_gelu_kernel(const __grid_con
   }
   wgmma_wait<0>();
 
-  const int warp = t / 32, lane = t % 32, N = args.N;
-  const int col0 = n0 + 2 * (lane % 4);
+  // the ring is free now: regions 0-2 of 32 KB for the epilogue's tiles
+  unsigned char* region = smem_raw + (tiles - raw);
+  if (Backward) {  // pre's tile into region 0
+    if (t == 0) {
+      barrier_expect_bytes(pre_loaded, kRegionBytes);
+      tma_load(tiles, &maps.pre, n0, m0, pre_loaded);
+      tma_load(tiles + kHalfBytes, &maps.pre, n0 + 64, m0, pre_loaded);
+    }
+    barrier_wait(pre_loaded, 0);
+  }
+  unsigned char* out_tile = region + (Backward ? 1 : 0) * kRegionBytes;
+  unsigned char* act_tile = region + (Backward ? 2 : 1) * kRegionBytes;
+  const int warp = t / 32, lane = t % 32;
+  const int col0 = 2 * (lane % 4);  // of the tile
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const size_t row0 = static_cast<size_t>(m0 + 64 * i + 16 * warp + lane / 4);
+  for (int i = 0; i < 2; ++i)
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
       const int col = col0 + 8 * j;
-      const float2 b = args.bias ? *reinterpret_cast<const float2*>(args.bias + col) : make_float2(0.f, 0.f);
+      const float2 b = args.bias ? *reinterpret_cast<const float2*>(args.bias + n0 + col) : make_float2(0.f, 0.f);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const size_t at = (row0 + 8 * h) * N + col;
+        const int row = 64 * i + 16 * warp + lane / 4 + 8 * h;
+        // byte offset of (row, col) in a swizzled region: the row's 16-byte chunk (col % 64) / 8 sits at chunk ^ (row % 8)
+        const int at = (j / 8) * kHalfBytes + row * 128 + (((j % 8) ^ (row % 8)) << 4) + 4 * (lane % 4);
         float& v0 = d[i][4 * j + 2 * h];
         float& v1 = d[i][4 * j + 2 * h + 1];
         // the GEMM's result rounded once to bf16, as the unfused path stores it
         const float2 c = __bfloat1622float2(__floats2bfloat162_rn(v0, v1));
         if constexpr (!Backward) {
-          *reinterpret_cast<__nv_bfloat162*>(args.out0 + at) = __floats2bfloat162_rn(c.x, c.y);
-          if (args.act) *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(c.x + b.x), gelu(c.y + b.y));
+          *reinterpret_cast<__nv_bfloat162*>(out_tile + at) = __floats2bfloat162_rn(c.x, c.y);
+          if (args.write_act) *reinterpret_cast<__nv_bfloat162*>(act_tile + at) = __floats2bfloat162_rn(gelu(c.x + b.x), gelu(c.y + b.y));
         } else {
-          const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(args.pre + at));
+          const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(region + at));
           const float x0 = x.x + b.x, x1 = x.y + b.y;
           const __nv_bfloat162 g = __floats2bfloat162_rn(gelu_grad(c.x, x0), gelu_grad(c.y, x1));
-          *reinterpret_cast<__nv_bfloat162*>(args.out0 + at) = g;
-          *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
+          *reinterpret_cast<__nv_bfloat162*>(out_tile + at) = g;
+          *reinterpret_cast<__nv_bfloat162*>(act_tile + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
           const float2 gs = __bfloat1622float2(g);  // db1 sums the stored (rounded) dpre
           v0 = gs.x;
           v1 = gs.y;
         }
       }
     }
-  }
   if (Backward && args.partial) {
     // column sums over the tile's 128 rows: each thread's four rows, the warp's 8 row groups (lanes
     // l/4), then the 4 warps in order through shared memory
@@ -194,12 +222,24 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_gelu_kernel(const __grid_con
         v += __shfl_xor_sync(0xffffffffu, v, 16);
         if (lane < 4) sums[warp * kBN + 8 * j + 2 * lane + e] = v;
       }
-    asm volatile("bar.sync 1, 128;" ::: "memory");  // the consumer warpgroup only
+  }
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the tiles' writes, visible to TMA
+  asm volatile("bar.sync 1, 128;" ::: "memory");                // the consumer warpgroup only
+  if (t == 0) {
+    const uint32_t out_src = tiles + (Backward ? 1 : 0) * kRegionBytes, act_src = tiles + (Backward ? 2 : 1) * kRegionBytes;
+    for (int half = 0; half < 2; ++half) {
+      tma_store(&maps.out, out_src + half * kHalfBytes, n0 + 64 * half, m0);
+      if (Backward || args.write_act) tma_store(&maps.act, act_src + half * kHalfBytes, n0 + 64 * half, m0);
+    }
+    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+  }
+  if (Backward && args.partial) {
     float total = 0.f;
 #pragma unroll
     for (int w = 0; w < 4; ++w) total += sums[w * kBN + t];
-    args.partial[static_cast<size_t>(blockIdx.y) * N + n0 + t] = total;
+    args.partial[static_cast<size_t>(blockIdx.y) * args.N + n0 + t] = total;
   }
+  if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // shared memory must outlive the copies' reads
 #endif
 }
 
@@ -236,10 +276,10 @@ CUtensorMap tile_map(Context& ctx, const bf16* matrix, int rows, int cols, int b
 }
 
 template <bool Backward>
-void launch(Context& ctx, const bf16* a, const bf16* bt, const EpilogueArgs& args, int M, int N, int K) {
+void launch(Context& ctx, const bf16* a, const bf16* bt, const EpilogueMaps& maps, const EpilogueArgs& args, int M, int N, int K) {
   const CUtensorMap map_a = tile_map(ctx, a, M, K, kBM), map_b = tile_map(ctx, bt, N, K, kBN);
   MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_gelu_kernel<Backward>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-  gemm_gelu_kernel<Backward><<<dim3(N / kBN, M / kBM), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, args, K);
+  gemm_gelu_kernel<Backward><<<dim3(N / kBN, M / kBM), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, maps, args, K);
   MM_LAUNCH_CHECK();
 }
 }  // namespace
@@ -252,7 +292,10 @@ bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, std::initializ
 }
 
 void gemm_gelu_forward(Context& ctx, bf16* pre, bf16* act, const bf16* x, const bf16* w, const float* bias, int M, int N, int K) {
-  launch<false>(ctx, x, w, EpilogueArgs{pre, act, nullptr, nullptr, bias, N}, M, N, K);
+  EpilogueMaps maps{};
+  maps.out = tile_map(ctx, pre, M, N, kBM);
+  if (act) maps.act = tile_map(ctx, act, M, N, kBM);
+  launch<false>(ctx, x, w, maps, EpilogueArgs{nullptr, bias, N, act != nullptr}, M, N, K);
 }
 
 void gemm_gelu_backward(Context& ctx, bf16* dpre, bf16* act, float* dbias, const bf16* dout, const bf16* w, const bf16* pre, const float* bias, int M,
@@ -261,7 +304,8 @@ void gemm_gelu_backward(Context& ctx, bf16* dpre, bf16* act, float* dbias, const
   transpose_bf16_kernel<<<dim3((N + 31) / 32, (K + 31) / 32), dim3(32, 8), 0, ctx.stream()>>>(wt, w, K, N);
   MM_LAUNCH_CHECK();
   float* partial = dbias ? ctx.scratch(kSlotColumnPartial, static_cast<size_t>(M / kBM) * N) : nullptr;
-  launch<true>(ctx, dout, wt, EpilogueArgs{dpre, act, partial, pre, bias, N}, M, N, K);
+  const EpilogueMaps maps{tile_map(ctx, dpre, M, N, kBM), tile_map(ctx, act, M, N, kBM), tile_map(ctx, pre, M, N, kBM)};
+  launch<true>(ctx, dout, wt, maps, EpilogueArgs{partial, bias, N, true}, M, N, K);
   if (dbias) accumulate_partials(ctx, dbias, partial, M / kBM, N);
 }
 
