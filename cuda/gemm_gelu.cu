@@ -4,6 +4,8 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
+#include <algorithm>
+
 #include "activations.cuh"
 #include "reduce.cuh"
 
@@ -13,19 +15,19 @@ namespace {
 using bf16 = __nv_bfloat16;
 
 constexpr int kBM = 128, kBN = 128, kBK = 64, kStages = 3;
-constexpr int kThreads = 160;                            // warpgroup 0 multiplies, warp 4 loads
+constexpr int kThreads = 384;                            // warpgroup 0 loads (one thread), warpgroups 1 and 2 multiply
 constexpr int kTileABytes = kBM * kBK * 2;               // A slice [128 rows, 64 k] bf16, 128-byte rows
 constexpr int kTileBBytes = kBN * kBK * 2;               // B slice [128 rows, 64 k]
 constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 32 KB
-constexpr int kSumFloats = 4 * kBN;                      // backward: column sums of the 4 consumer warps
-// + alignment slack, + barriers: about 100 KB, so two CTAs share an SM and one's epilogue (GELU on the
-// CUDA cores) runs while the other's wgmma keep the tensor cores busy
-constexpr int kSmemBytes = 1024 + kStages * kStageBytes + kSumFloats * 4 + (2 * kStages + 1) * 8;
-// After the multiplies the ring holds the epilogue's [128, 128] bf16 tiles, 32 KB regions each stored as
-// two [128 rows, 64 columns] halves in the 128-byte swizzle (what TMA reads and writes): coalesced bulk
-// copies to and from global memory, and conflict-free shared-memory accesses in fragment order.
-constexpr int kRegionBytes = kBM * kBN * 2, kHalfBytes = kRegionBytes / 2;
-static_assert(3 * kRegionBytes <= kStages * kStageBytes, "the epilogue's three tiles must fit in the ring");
+// Each consumer warpgroup's epilogue area: two [128, 128] bf16 tiles (forward: pre and act; backward:
+// pre read in, then dpre and act of one 64-column half at a time), each stored as two [128 rows, 64
+// columns] halves in the 128-byte swizzle that TMA reads and writes: coalesced bulk copies to and from
+// global memory, conflict-free shared-memory accesses in fragment order.
+constexpr int kTileBytes = kBM * kBN * 2, kHalfBytes = kTileBytes / 2;
+constexpr int kEpilogueBytes = 2 * kTileBytes;
+constexpr int kBarriers = 2 * kStages + 4;  // ring full/empty, and per consumer pre full/empty
+constexpr int kSmemBytes = 1024 + kStages * kStageBytes + 2 * kEpilogueBytes + 8 * kBarriers;  // + alignment slack
+static_assert(4 * kBN * 4 <= kTileBytes, "the column sums reuse the pre tile's space");
 
 // The [M, N] bf16 arrays the epilogue writes (and, backward, reads), as tensor maps of [128, 64] boxes.
 struct EpilogueMaps {
@@ -105,139 +107,176 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
 
+template <int Registers>
+__device__ __forceinline__ void set_registers_down() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(Registers)); }
+template <int Registers>
+__device__ __forceinline__ void set_registers_up() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(Registers)); }
 #endif
 
-// One CTA per 128 x 128 tile of C (blockIdx.x over N, so neighbours share A's rows in L2), two CTAs per
-// SM (at most 200 registers a thread: 2 x 5 warps x 6400 of the SM's 65536). The consumer warpgroup multiplies rows 0-63 and 64-127 of the tile into d[0] and d[1]; fragment
-// of thread t (warp w = t/32, lane l): d[i][4j + 2h + e] is C at row 64i + 16w + l/4 + 8h, column
-// 8j + 2(l%4) + e of the tile (j < 16, h, e < 2).
+// Persistent: CTA b takes tiles b, b + G, b + 2G, ... (G CTAs, one per SM; a tile's column block varies
+// fastest, so the CTAs at work together share A's rows and all of B in L2) and hands them to its two
+// consumer warpgroups in turn. The loader fills one ring in tile order, so one consumer's multiplies run
+// while the other applies its epilogue (ping-pong: the tensor cores stay busy while GELU runs on the
+// CUDA cores). Fragment of consumer thread t (warp w = t/32, lane l): d[i][4j + 2h + e] is C at row
+// 64i + 16w + l/4 + 8h, column 8j + 2(l%4) + e of the 128 x 128 tile (i, h, e < 2, j < 16).
 template <bool Backward>
-__global__ void __maxnreg__(200) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                                                                const __grid_constant__ EpilogueMaps maps, EpilogueArgs args, int K) {
+__global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                                                                const __grid_constant__ EpilogueMaps maps, EpilogueArgs args, int M, int K) {
 #ifdef MM_GEMM_GELU_DEVICE
   extern __shared__ unsigned char smem_raw[];
-  const uint32_t raw = smem_address(smem_raw), tiles = (raw + 1023u) & ~1023u;  // the swizzle wants 1024-byte alignment
-  float* sums = reinterpret_cast<float*>(smem_raw + (tiles - raw) + kStages * kStageBytes);
-  const uint32_t bars = tiles + kStages * kStageBytes + kSumFloats * 4;
-  auto full = [&](int s) { return bars + 8u * s; };               // stage s loaded (TMA bytes arrived)
-  auto empty = [&](int s) { return bars + 8u * (kStages + s); };  // stage s consumed
-  const uint32_t pre_loaded = bars + 8u * (2 * kStages);           // backward: the pre tile arrived
-  const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * kBN, k_blocks = K / kBK;
+  const uint32_t raw = smem_address(smem_raw), ring = (raw + 1023u) & ~1023u;  // the swizzle wants 1024-byte alignment
+  const uint32_t epilogue0 = ring + kStages * kStageBytes;                      // consumer c's area at + c * kEpilogueBytes
+  const uint32_t bars = epilogue0 + 2 * kEpilogueBytes;
+  auto full = [&](int s) { return bars + 8u * s; };                        // ring stage s loaded
+  auto empty = [&](int s) { return bars + 8u * (kStages + s); };           // ring stage s consumed
+  auto pre_full = [&](int c) { return bars + 8u * (2 * kStages + c); };    // backward: consumer c's pre tile loaded
+  auto pre_empty = [&](int c) { return bars + 8u * (2 * kStages + 2 + c); };  // ... and read
+  const int n_tiles = args.N / kBN, tiles = (M / kBM) * n_tiles, k_blocks = K / kBK;
   if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      barrier_init(full(s), 1);
-      barrier_init(empty(s), 1);
-    }
-    barrier_init(pre_loaded, 1);
+    for (int b = 0; b < kBarriers; ++b) barrier_init(bars + 8u * b, 1);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
+  const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
 
-  if (threadIdx.x >= 128) {  // the loader warp: one thread issues every TMA copy
-    if (threadIdx.x == 128)
-      for (int kb = 0; kb < k_blocks; ++kb) {
-        const int s = kb % kStages;
-        barrier_wait(empty(s), ((kb / kStages) & 1) ^ 1);
+  if (warpgroup == 0) {  // the loader: one thread issues every TMA copy
+    set_registers_down<40>();
+    if (t != 0) return;
+    int pos = 0;  // ring position: the stage is pos % kStages, its use pos / kStages
+    for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
+      const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN;
+      for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
+        const int s = pos % kStages;
+        barrier_wait(empty(s), ((pos / kStages) & 1) ^ 1);
         barrier_expect_bytes(full(s), kStageBytes);
-        tma_load(tiles + s * kStageBytes, &map_a, kb * kBK, m0, full(s));
-        tma_load(tiles + s * kStageBytes + kTileABytes, &map_b, kb * kBK, n0, full(s));
+        tma_load(ring + s * kStageBytes, &map_a, kb * kBK, m0, full(s));
+        tma_load(ring + s * kStageBytes + kTileABytes, &map_b, kb * kBK, n0, full(s));
       }
+      if (Backward) {  // pre's tile into its consumer's area once that consumer's previous epilogue is done with it
+        const int c = local % 2, use = local / 2;
+        barrier_wait(pre_empty(c), (use & 1) ^ 1);
+        barrier_expect_bytes(pre_full(c), kTileBytes);
+        const uint32_t dst = epilogue0 + c * kEpilogueBytes;
+        tma_load(dst, &maps.pre, n0, m0, pre_full(c));
+        tma_load(dst + kHalfBytes, &maps.pre, n0 + 64, m0, pre_full(c));
+      }
+    }
     return;
   }
-  const int t = threadIdx.x;
-  float d[2][64];
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int r = 0; r < 64; ++r) d[i][r] = 0.f;
-  for (int kb = 0; kb < k_blocks; ++kb) {
-    const int s = kb % kStages;
-    barrier_wait(full(s), (kb / kStages) & 1);
-    const uint32_t a = tiles + s * kStageBytes, b = a + kTileABytes;
-    wgmma_fence();
-#pragma unroll
-    for (int k = 0; k < kBK / 16; ++k)
-#pragma unroll
-      for (int i = 0; i < 2; ++i) wgmma_m64n128k16(d[i], tile_descriptor(a + i * 64 * 128 + 32 * k), tile_descriptor(b + 32 * k), (kb > 0 || k > 0) ? 1u : 0u);
-    wgmma_commit();
-    wgmma_wait<1>();  // the previous slice's multiplies are done: give its stage back
-    if (kb > 0 && t == 0) barrier_arrive(empty((kb - 1) % kStages));
-  }
-  wgmma_wait<0>();
 
-  // the ring is free now: regions 0-2 of 32 KB for the epilogue's tiles
-  unsigned char* region = smem_raw + (tiles - raw);
-  if (Backward) {  // pre's tile into region 0
-    if (t == 0) {
-      barrier_expect_bytes(pre_loaded, kRegionBytes);
-      tma_load(tiles, &maps.pre, n0, m0, pre_loaded);
-      tma_load(tiles + kHalfBytes, &maps.pre, n0 + 64, m0, pre_loaded);
+  set_registers_up<232>();
+  const int c = warpgroup - 1, warp = t / 32, lane = t % 32;
+  const uint32_t area = epilogue0 + c * kEpilogueBytes;
+  unsigned char* area_ptr = smem_raw + (area - raw);
+  auto sync_consumer = [&]() { asm volatile("bar.sync %0, 128;" ::"r"(1 + c) : "memory"); };
+  for (int local = c, tile = blockIdx.x + c * gridDim.x; tile < tiles; local += 2, tile += 2 * gridDim.x) {
+    const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN;
+    float d[2][64];
+    int pos = local * k_blocks;
+    for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
+      const int s = pos % kStages;
+      barrier_wait(full(s), (pos / kStages) & 1);
+      const uint32_t a = ring + s * kStageBytes, b = a + kTileABytes;
+      wgmma_fence();
+#pragma unroll
+      for (int k = 0; k < kBK / 16; ++k)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) wgmma_m64n128k16(d[i], tile_descriptor(a + i * 64 * 128 + 32 * k), tile_descriptor(b + 32 * k), (kb > 0 || k > 0) ? 1u : 0u);
+      wgmma_commit();
+      wgmma_wait<1>();  // the previous slice's multiplies are done: give its stage back
+      if (kb > 0 && t == 0) barrier_arrive(empty((pos - 1) % kStages));
     }
-    barrier_wait(pre_loaded, 0);
-  }
-  unsigned char* out_tile = region + (Backward ? 1 : 0) * kRegionBytes;
-  unsigned char* act_tile = region + (Backward ? 2 : 1) * kRegionBytes;
-  const int warp = t / 32, lane = t % 32;
-  const int col0 = 2 * (lane % 4);  // of the tile
+    wgmma_wait<0>();
+    if (t == 0) barrier_arrive(empty((pos - 1) % kStages));
+
+    // epilogue: (row, col) of a swizzled [128, 64] half sits at row * 128 + ((col / 8) ^ (row % 8)) * 16 + (col % 8) * 2
+    const int r8 = lane / 4;  // every row this thread holds is r8 modulo 8
+    auto offset = [&](int i, int j, int h) { return (64 * i + 16 * warp + r8 + 8 * h) * 128 + (((j % 8) ^ r8) << 4) + 4 * (lane % 4); };
+    auto bias_at = [&](int j) { return args.bias ? *reinterpret_cast<const float2*>(args.bias + n0 + 8 * j + 2 * (lane % 4)) : make_float2(0.f, 0.f); };
+    if constexpr (!Backward) {  // pre's tile at area, act's at area + kTileBytes
+      if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // this consumer's last stores have read the area
+      sync_consumer();
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
+      for (int i = 0; i < 2; ++i)
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const int col = col0 + 8 * j;
-      const float2 b = args.bias ? *reinterpret_cast<const float2*>(args.bias + n0 + col) : make_float2(0.f, 0.f);
+        for (int j = 0; j < 16; ++j) {
+          const float2 b = bias_at(j);
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = 64 * i + 16 * warp + lane / 4 + 8 * h;
-        // byte offset of (row, col) in a swizzled region: the row's 16-byte chunk (col % 64) / 8 sits at chunk ^ (row % 8)
-        const int at = (j / 8) * kHalfBytes + row * 128 + (((j % 8) ^ (row % 8)) << 4) + 4 * (lane % 4);
-        float& v0 = d[i][4 * j + 2 * h];
-        float& v1 = d[i][4 * j + 2 * h + 1];
-        // the GEMM's result rounded once to bf16, as the unfused path stores it
-        const float2 c = __bfloat1622float2(__floats2bfloat162_rn(v0, v1));
-        if constexpr (!Backward) {
-          *reinterpret_cast<__nv_bfloat162*>(out_tile + at) = __floats2bfloat162_rn(c.x, c.y);
-          if (args.write_act) *reinterpret_cast<__nv_bfloat162*>(act_tile + at) = __floats2bfloat162_rn(gelu(c.x + b.x), gelu(c.y + b.y));
-        } else {
-          const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(region + at));
-          const float x0 = x.x + b.x, x1 = x.y + b.y;
-          const __nv_bfloat162 g = __floats2bfloat162_rn(gelu_grad(c.x, x0), gelu_grad(c.y, x1));
-          *reinterpret_cast<__nv_bfloat162*>(out_tile + at) = g;
-          *reinterpret_cast<__nv_bfloat162*>(act_tile + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
-          const float2 gs = __bfloat1622float2(g);  // db1 sums the stored (rounded) dpre
-          v0 = gs.x;
-          v1 = gs.y;
+          for (int h = 0; h < 2; ++h) {
+            const int at = (j / 8) * kHalfBytes + offset(i, j, h);
+            const float2 v = __bfloat1622float2(__floats2bfloat162_rn(d[i][4 * j + 2 * h], d[i][4 * j + 2 * h + 1]));  // pre as stored
+            *reinterpret_cast<__nv_bfloat162*>(area_ptr + at) = __floats2bfloat162_rn(v.x, v.y);
+            if (args.write_act) *reinterpret_cast<__nv_bfloat162*>(area_ptr + kTileBytes + at) = __floats2bfloat162_rn(gelu(v.x + b.x), gelu(v.y + b.y));
+          }
+        }
+      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the writes, visible to TMA
+      sync_consumer();
+      if (t == 0) {
+        for (int half = 0; half < 2; ++half) {
+          tma_store(&maps.out, area + half * kHalfBytes, n0 + 64 * half, m0);
+          if (args.write_act) tma_store(&maps.act, area + kTileBytes + half * kHalfBytes, n0 + 64 * half, m0);
+        }
+        asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+      }
+    } else {  // pre's tile at area; dpre's and act's 64-column halves, one half at a time, at area + kTileBytes
+      barrier_wait(pre_full(c), (local / 2) & 1);
+      unsigned char* out = area_ptr + kTileBytes;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+        sync_consumer();
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+          for (int j = 8 * half; j < 8 * half + 8; ++j) {
+            const float2 b = bias_at(j);
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+              const int at = offset(i, j, h);
+              float& v0 = d[i][4 * j + 2 * h];
+              float& v1 = d[i][4 * j + 2 * h + 1];
+              const float2 g = __bfloat1622float2(__floats2bfloat162_rn(v0, v1));  // dact as the unfused path stores it
+              const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(area_ptr + half * kHalfBytes + at));
+              const float x0 = x.x + b.x, x1 = x.y + b.y;
+              const __nv_bfloat162 dp = __floats2bfloat162_rn(gelu_grad(g.x, x0), gelu_grad(g.y, x1));
+              *reinterpret_cast<__nv_bfloat162*>(out + at) = dp;
+              *reinterpret_cast<__nv_bfloat162*>(out + kHalfBytes + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
+              const float2 rounded = __bfloat1622float2(dp);  // db1 sums the stored dpre
+              v0 = rounded.x;
+              v1 = rounded.y;
+            }
+          }
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        sync_consumer();
+        if (t == 0) {
+          tma_store(&maps.out, area + kTileBytes, n0 + 64 * half, m0);
+          tma_store(&maps.act, area + kTileBytes + kHalfBytes, n0 + 64 * half, m0);
+          asm volatile("cp.async.bulk.commit_group;" ::: "memory");
         }
       }
-    }
-  if (Backward && args.partial) {
-    // column sums over the tile's 128 rows: each thread's four rows, the warp's 8 row groups (lanes
-    // l/4), then the 4 warps in order through shared memory
+      if (args.partial) {
+        // column sums over the tile's 128 rows: each thread's four rows, the warp's 8 row groups (lanes
+        // l/4), then the 4 warps in order, through the pre tile's space (every thread has read it)
+        float* sums = reinterpret_cast<float*>(area_ptr);
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
+        for (int j = 0; j < 16; ++j)
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        float v = (d[0][4 * j + e] + d[0][4 * j + 2 + e]) + (d[1][4 * j + e] + d[1][4 * j + 2 + e]);
-        v += __shfl_xor_sync(0xffffffffu, v, 4);
-        v += __shfl_xor_sync(0xffffffffu, v, 8);
-        v += __shfl_xor_sync(0xffffffffu, v, 16);
-        if (lane < 4) sums[warp * kBN + 8 * j + 2 * lane + e] = v;
+          for (int e = 0; e < 2; ++e) {
+            float v = (d[0][4 * j + e] + d[0][4 * j + 2 + e]) + (d[1][4 * j + e] + d[1][4 * j + 2 + e]);
+            v += __shfl_xor_sync(0xffffffffu, v, 4);
+            v += __shfl_xor_sync(0xffffffffu, v, 8);
+            v += __shfl_xor_sync(0xffffffffu, v, 16);
+            if (lane < 4) sums[warp * kBN + 8 * j + 2 * lane + e] = v;
+          }
+        sync_consumer();
+        float total = 0.f;
+#pragma unroll
+        for (int w = 0; w < 4; ++w) total += sums[w * kBN + t];
+        args.partial[static_cast<size_t>(m0 / kBM) * args.N + n0 + t] = total;
+        sync_consumer();
       }
-  }
-  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the tiles' writes, visible to TMA
-  asm volatile("bar.sync 1, 128;" ::: "memory");                // the consumer warpgroup only
-  if (t == 0) {
-    const uint32_t out_src = tiles + (Backward ? 1 : 0) * kRegionBytes, act_src = tiles + (Backward ? 2 : 1) * kRegionBytes;
-    for (int half = 0; half < 2; ++half) {
-      tma_store(&maps.out, out_src + half * kHalfBytes, n0 + 64 * half, m0);
-      if (Backward || args.write_act) tma_store(&maps.act, act_src + half * kHalfBytes, n0 + 64 * half, m0);
+      if (t == 0) barrier_arrive(pre_empty(c));  // the loader may bring this consumer's next pre tile
     }
-    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
-  }
-  if (Backward && args.partial) {
-    float total = 0.f;
-#pragma unroll
-    for (int w = 0; w < 4; ++w) total += sums[w * kBN + t];
-    args.partial[static_cast<size_t>(blockIdx.y) * args.N + n0 + t] = total;
   }
   if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // shared memory must outlive the copies' reads
 #endif
@@ -279,7 +318,8 @@ template <bool Backward>
 void launch(Context& ctx, const bf16* a, const bf16* bt, const EpilogueMaps& maps, const EpilogueArgs& args, int M, int N, int K) {
   const CUtensorMap map_a = tile_map(ctx, a, M, K, kBM), map_b = tile_map(ctx, bt, N, K, kBN);
   MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_gelu_kernel<Backward>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-  gemm_gelu_kernel<Backward><<<dim3(N / kBN, M / kBM), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, maps, args, K);
+  const int tiles = (M / kBM) * (N / kBN);
+  gemm_gelu_kernel<Backward><<<std::min(tiles, ctx.sm_count()), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, maps, args, M, K);
   MM_LAUNCH_CHECK();
 }
 }  // namespace
