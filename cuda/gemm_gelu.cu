@@ -25,7 +25,7 @@ constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 32 KB
 // global memory, conflict-free shared-memory accesses in fragment order.
 constexpr int kTileBytes = kBM * kBN * 2, kHalfBytes = kTileBytes / 2;
 constexpr int kEpilogueBytes = 2 * kTileBytes;
-constexpr int kBarriers = 2 * kStages + 4;  // ring full/empty, and per consumer pre full/empty
+constexpr int kBarriers = 2 * kStages + 6;  // ring full/empty; per consumer: pre full/empty, its turn to multiply
 constexpr int kSmemBytes = 1024 + kStages * kStageBytes + 2 * kEpilogueBytes + 8 * kBarriers;  // + alignment slack
 static_assert(4 * kBN * 4 <= kTileBytes, "the column sums reuse the pre tile's space");
 
@@ -131,6 +131,9 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
   auto empty = [&](int s) { return bars + 8u * (kStages + s); };           // ring stage s consumed
   auto pre_full = [&](int c) { return bars + 8u * (2 * kStages + c); };    // backward: consumer c's pre tile loaded
   auto pre_empty = [&](int c) { return bars + 8u * (2 * kStages + 2 + c); };  // ... and read
+  // consumer c may start its next multiplies: the other consumer has seen its own slices arrive. Waits
+  // on a barrier by parity must stay within one phase of it, so the consumers take the ring in turn.
+  auto turn = [&](int c) { return bars + 8u * (2 * kStages + 4 + c); };
   const int n_tiles = args.N / kBN, tiles = (M / kBM) * n_tiles, k_blocks = K / kBK;
   if (threadIdx.x == 0) {
     for (int b = 0; b < kBarriers; ++b) barrier_init(bars + 8u * b, 1);
@@ -172,6 +175,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
   for (int local = c, tile = blockIdx.x + c * gridDim.x; tile < tiles; local += 2, tile += 2 * gridDim.x) {
     const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN;
     float d[2][64];
+    if (local > 0) barrier_wait(turn(c), ((local - 1) / 2) & 1);
     int pos = local * k_blocks;
     for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
       const int s = pos % kStages;
@@ -186,6 +190,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
       wgmma_wait<1>();  // the previous slice's multiplies are done: give its stage back
       if (kb > 0 && t == 0) barrier_arrive(empty((pos - 1) % kStages));
     }
+    if (t == 0) barrier_arrive(turn(1 - c));  // every slice of this tile has arrived: the other consumer's turn
     wgmma_wait<0>();
     if (t == 0) barrier_arrive(empty((pos - 1) % kStages));
 
