@@ -5,6 +5,7 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "activations.cuh"
 #include "reduce.cuh"
@@ -37,7 +38,7 @@ struct EpilogueMaps {
 };
 struct EpilogueArgs {
   float* partial;     // backward: [M/128, N] column sums of dpre per 128-row tile, or null
-  const float* bias;  // [N] or null
+  const float* bias;  // [N] (zeros when the layer has none)
   int N;
   bool write_act;     // forward: false writes pre only
 };
@@ -197,23 +198,28 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
     // epilogue: (row, col) of a swizzled [128, 64] half sits at row * 128 + ((col / 8) ^ (row % 8)) * 16 + (col % 8) * 2
     const int r8 = lane / 4;  // every row this thread holds is r8 modulo 8
     auto offset = [&](int i, int j, int h) { return (64 * i + 16 * warp + r8 + 8 * h) * 128 + (((j % 8) ^ r8) << 4) + 4 * (lane % 4); };
-    auto bias_at = [&](int j) { return args.bias ? *reinterpret_cast<const float2*>(args.bias + n0 + 8 * j + 2 * (lane % 4)) : make_float2(0.f, 0.f); };
+    // The epilogue is straight-line code (no branch inside its loops; bias is never null), so the
+    // compiler can interleave many elements' erf: one warp per scheduler has little else to hide latency with.
+    auto bias_at = [&](int j) { return *reinterpret_cast<const float2*>(args.bias + n0 + 8 * j + 2 * (lane % 4)); };
     if constexpr (!Backward) {  // pre's tile at area, act's at area + kTileBytes
       if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // this consumer's last stores have read the area
       sync_consumer();
+      auto write_tiles = [&](auto with_act) {
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+        for (int i = 0; i < 2; ++i)
 #pragma unroll
-        for (int j = 0; j < 16; ++j) {
-          const float2 b = bias_at(j);
+          for (int j = 0; j < 16; ++j)
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int at = (j / 8) * kHalfBytes + offset(i, j, h);
-            const float2 v = __bfloat1622float2(__floats2bfloat162_rn(d[i][4 * j + 2 * h], d[i][4 * j + 2 * h + 1]));  // pre as stored
-            *reinterpret_cast<__nv_bfloat162*>(area_ptr + at) = __floats2bfloat162_rn(v.x, v.y);
-            if (args.write_act) *reinterpret_cast<__nv_bfloat162*>(area_ptr + kTileBytes + at) = __floats2bfloat162_rn(gelu(v.x + b.x), gelu(v.y + b.y));
-          }
-        }
+            for (int h = 0; h < 2; ++h) {
+              const int at = (j / 8) * kHalfBytes + offset(i, j, h);
+              const float2 v = __bfloat1622float2(__floats2bfloat162_rn(d[i][4 * j + 2 * h], d[i][4 * j + 2 * h + 1]));  // pre as stored
+              *reinterpret_cast<__nv_bfloat162*>(area_ptr + at) = __floats2bfloat162_rn(v.x, v.y);
+              if constexpr (decltype(with_act)::value)
+                *reinterpret_cast<__nv_bfloat162*>(area_ptr + kTileBytes + at) = __floats2bfloat162_rn(gelu(v.x + bias_at(j).x), gelu(v.y + bias_at(j).y));
+            }
+      };
+      if (args.write_act) write_tiles(std::true_type{});
+      else write_tiles(std::false_type{});
       asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the writes, visible to TMA
       sync_consumer();
       if (t == 0) {
@@ -319,6 +325,15 @@ CUtensorMap tile_map(Context& ctx, const bf16* matrix, int rows, int cols, int b
   return map;
 }
 
+// bias, or N zeros when it is null (kept in a scratch slot)
+const float* bias_or_zeros(Context& ctx, const float* bias, int N) {
+  if (bias) return bias;
+  bool filled = false;
+  float* zeros = ctx.keyed_scratch(kSlotZeroBias, static_cast<size_t>(N), N, &filled);
+  if (!filled) MM_CUDA_CHECK(cudaMemsetAsync(zeros, 0, static_cast<size_t>(N) * sizeof(float), ctx.stream()));
+  return zeros;
+}
+
 template <bool Backward>
 void launch(Context& ctx, const bf16* a, const bf16* bt, const EpilogueMaps& maps, const EpilogueArgs& args, int M, int N, int K) {
   const CUtensorMap map_a = tile_map(ctx, a, M, K, kBM), map_b = tile_map(ctx, bt, N, K, kBN);
@@ -340,7 +355,7 @@ void gemm_gelu_forward(Context& ctx, bf16* pre, bf16* act, const bf16* x, const 
   EpilogueMaps maps{};
   maps.out = tile_map(ctx, pre, M, N, kBM);
   if (act) maps.act = tile_map(ctx, act, M, N, kBM);
-  launch<false>(ctx, x, w, maps, EpilogueArgs{nullptr, bias, N, act != nullptr}, M, N, K);
+  launch<false>(ctx, x, w, maps, EpilogueArgs{nullptr, bias_or_zeros(ctx, bias, N), N, act != nullptr}, M, N, K);
 }
 
 void gemm_gelu_backward(Context& ctx, bf16* dpre, bf16* act, float* dbias, const bf16* dout, const bf16* w, const bf16* pre, const float* bias, int M,
@@ -350,7 +365,7 @@ void gemm_gelu_backward(Context& ctx, bf16* dpre, bf16* act, float* dbias, const
   MM_LAUNCH_CHECK();
   float* partial = dbias ? ctx.scratch(kSlotColumnPartial, static_cast<size_t>(M / kBM) * N) : nullptr;
   const EpilogueMaps maps{tile_map(ctx, dpre, M, N, kBM), tile_map(ctx, act, M, N, kBM), tile_map(ctx, pre, M, N, kBM)};
-  launch<true>(ctx, dout, wt, maps, EpilogueArgs{partial, bias, N, true}, M, N, K);
+  launch<true>(ctx, dout, wt, maps, EpilogueArgs{partial, bias_or_zeros(ctx, bias, N), N, true}, M, N, K);
   if (dbias) accumulate_partials(ctx, dbias, partial, M / kBM, N);
 }
 
