@@ -16,19 +16,25 @@ namespace {
 using bf16 = __nv_bfloat16;
 
 constexpr int kBM = 128, kBN = 128, kBK = 64, kStages = 3;
-constexpr int kThreads = 384;                            // warpgroup 0 loads (one thread), warpgroups 1 and 2 multiply
+// Warp roles: warps 0-3 (a warpgroup) multiply with wgmma, warps 4-9 apply the epilogue, warp 10 loads
+// (one thread issues every TMA copy), warp 11 leaves at once (384 threads: at 416 the compiler allows
+// only 128 registers a thread, too few for the 128 accumulators).
+constexpr int kMmaThreads = 128, kHelperThreads = 192, kThreads = 384;
+constexpr int kRowGroups = kHelperThreads / 64;  // helper h takes column pair h % 64 in rows h / 64 + kRowGroups r
 constexpr int kTileABytes = kBM * kBK * 2;               // A slice [128 rows, 64 k] bf16, 128-byte rows
 constexpr int kTileBBytes = kBN * kBK * 2;               // B slice [128 rows, 64 k]
 constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 32 KB
-// Each consumer warpgroup's epilogue area: two [128, 128] bf16 tiles (forward: pre and act; backward:
-// pre read in, then dpre and act of one 64-column half at a time), each stored as two [128 rows, 64
-// columns] halves in the 128-byte swizzle that TMA reads and writes: coalesced bulk copies to and from
-// global memory, conflict-free shared-memory accesses in fragment order.
+// Two epilogue buffers (tiles alternate between them), each two [128, 128] bf16 tiles: C, what the
+// multiplies leave (forward: pre; backward: dact, overwritten by dpre), and X (forward: act; backward:
+// pre loaded by TMA, overwritten by act). A tile is stored as two [128 rows, 64 columns] halves in the
+// 128-byte swizzle that TMA reads and writes: coalesced bulk copies to and from global memory and
+// conflict-free shared-memory accesses.
 constexpr int kTileBytes = kBM * kBN * 2, kHalfBytes = kTileBytes / 2;
-constexpr int kEpilogueBytes = 2 * kTileBytes;
-constexpr int kBarriers = 2 * kStages + 6;  // ring full/empty; per consumer: pre full/empty, its turn to multiply
-constexpr int kSmemBytes = 1024 + kStages * kStageBytes + 2 * kEpilogueBytes + 8 * kBarriers;  // + alignment slack
-static_assert(4 * kBN * 4 <= kTileBytes, "the column sums reuse the pre tile's space");
+constexpr int kBufferBytes = 2 * kTileBytes;
+constexpr int kSumBytes = kRowGroups * kBN * 4;  // backward: the column sums of the helpers' row groups
+// barriers: ring full/empty; per buffer: C written, X loaded, buffer free again
+constexpr int kBarriers = 2 * kStages + 6;
+constexpr int kSmemBytes = 1024 + kStages * kStageBytes + 2 * kBufferBytes + kSumBytes + 8 * kBarriers;  // + alignment slack
 
 // The [M, N] bf16 arrays the epilogue writes (and, backward, reads), as tensor maps of [128, 64] boxes.
 struct EpilogueMaps {
@@ -108,44 +114,43 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
 
-template <int Registers>
-__device__ __forceinline__ void set_registers_down() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(Registers)); }
-template <int Registers>
-__device__ __forceinline__ void set_registers_up() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(Registers)); }
 #endif
 
+// Byte offset of (row, col) in a [128, 128] tile stored as two swizzled [128, 64] halves: the row's
+// 16-byte chunk (col % 64) / 8 sits at chunk ^ (row % 8).
+__device__ __forceinline__ int tile_offset(int row, int col) {
+  return (col / 64) * kHalfBytes + row * 128 + ((((col % 64) / 8) ^ (row % 8)) << 4) + (col % 8) * 2;
+}
+
 // Persistent: CTA b takes tiles b, b + G, b + 2G, ... (G CTAs, one per SM; a tile's column block varies
-// fastest, so the CTAs at work together share A's rows and all of B in L2) and hands them to its two
-// consumer warpgroups in turn. The loader fills one ring in tile order, so one consumer's multiplies run
-// while the other applies its epilogue (ping-pong: the tensor cores stay busy while GELU runs on the
-// CUDA cores). Fragment of consumer thread t (warp w = t/32, lane l): d[i][4j + 2h + e] is C at row
-// 64i + 16w + l/4 + 8h, column 8j + 2(l%4) + e of the 128 x 128 tile (i, h, e < 2, j < 16).
+// fastest, so the CTAs at work together share A's rows and all of B in L2). The multiplying warpgroup
+// leaves each tile's result in bf16 in one of two buffers and goes on to the next tile while eight
+// helper warps apply GELU (erf on the CUDA cores) to the other buffer and write it out with TMA: the
+// tensor cores stay busy while the epilogue runs. Accumulator fragment of thread t (warp w = t/32,
+// lane l): d[i][4j + 2h + e] is C at row 64i + 16w + l/4 + 8h, column 8j + 2(l%4) + e of the tile.
 template <bool Backward>
 __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                                                                 const __grid_constant__ EpilogueMaps maps, EpilogueArgs args, int M, int K) {
 #ifdef MM_GEMM_GELU_DEVICE
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_address(smem_raw), ring = (raw + 1023u) & ~1023u;  // the swizzle wants 1024-byte alignment
-  const uint32_t epilogue0 = ring + kStages * kStageBytes;                      // consumer c's area at + c * kEpilogueBytes
-  const uint32_t bars = epilogue0 + 2 * kEpilogueBytes;
-  auto full = [&](int s) { return bars + 8u * s; };                        // ring stage s loaded
-  auto empty = [&](int s) { return bars + 8u * (kStages + s); };           // ring stage s consumed
-  auto pre_full = [&](int c) { return bars + 8u * (2 * kStages + c); };    // backward: consumer c's pre tile loaded
-  auto pre_empty = [&](int c) { return bars + 8u * (2 * kStages + 2 + c); };  // ... and read
-  // consumer c may start its next multiplies: the other consumer has seen its own slices arrive. Waits
-  // on a barrier by parity must stay within one phase of it, so the consumers take the ring in turn.
-  auto turn = [&](int c) { return bars + 8u * (2 * kStages + 4 + c); };
+  const uint32_t buffers = ring + kStages * kStageBytes;                       // buffer b at + b * kBufferBytes: C, then X
+  const uint32_t bars = buffers + 2 * kBufferBytes + kSumBytes;
+  float* sums = reinterpret_cast<float*>(smem_raw + (buffers + 2 * kBufferBytes - raw));
+  auto full = [&](int s) { return bars + 8u * s; };                          // ring stage s loaded
+  auto empty = [&](int s) { return bars + 8u * (kStages + s); };             // ring stage s consumed
+  auto c_full = [&](int b) { return bars + 8u * (2 * kStages + b); };        // buffer b's C written (128 arrivals)
+  auto x_full = [&](int b) { return bars + 8u * (2 * kStages + 2 + b); };    // backward: buffer b's X (pre) loaded
+  auto buffer_free = [&](int b) { return bars + 8u * (2 * kStages + 4 + b); };  // buffer b's tiles written out
   const int n_tiles = args.N / kBN, tiles = (M / kBM) * n_tiles, k_blocks = K / kBK;
   if (threadIdx.x == 0) {
-    for (int b = 0; b < kBarriers; ++b) barrier_init(bars + 8u * b, 1);
+    for (int b = 0; b < kBarriers; ++b) barrier_init(bars + 8u * b, bars + 8u * b == c_full(0) || bars + 8u * b == c_full(1) ? kMmaThreads : 1);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
-  const int warpgroup = threadIdx.x / 128, t = threadIdx.x % 128;
 
-  if (warpgroup == 0) {  // the loader: one thread issues every TMA copy
-    set_registers_down<40>();
-    if (t != 0) return;
+  if (threadIdx.x >= kMmaThreads + kHelperThreads) {  // the loader
+    if (threadIdx.x != kMmaThreads + kHelperThreads) return;  // (and the idle warp)
     int pos = 0;  // ring position: the stage is pos % kStages, its use pos / kStages
     for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
       const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN;
@@ -156,140 +161,125 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
         tma_load(ring + s * kStageBytes, &map_a, kb * kBK, m0, full(s));
         tma_load(ring + s * kStageBytes + kTileABytes, &map_b, kb * kBK, n0, full(s));
       }
-      if (Backward) {  // pre's tile into its consumer's area once that consumer's previous epilogue is done with it
-        const int c = local % 2, use = local / 2;
-        barrier_wait(pre_empty(c), (use & 1) ^ 1);
-        barrier_expect_bytes(pre_full(c), kTileBytes);
-        const uint32_t dst = epilogue0 + c * kEpilogueBytes;
-        tma_load(dst, &maps.pre, n0, m0, pre_full(c));
-        tma_load(dst + kHalfBytes, &maps.pre, n0 + 64, m0, pre_full(c));
+      if (Backward) {  // pre's tile into X once the helpers have written the buffer's previous tile out
+        const int b = local % 2, use = local / 2;
+        barrier_wait(buffer_free(b), (use & 1) ^ 1);
+        barrier_expect_bytes(x_full(b), kTileBytes);
+        const uint32_t x = buffers + b * kBufferBytes + kTileBytes;
+        tma_load(x, &maps.pre, n0, m0, x_full(b));
+        tma_load(x + kHalfBytes, &maps.pre, n0 + 64, m0, x_full(b));
       }
     }
     return;
   }
 
-  set_registers_up<232>();
-  const int c = warpgroup - 1, warp = t / 32, lane = t % 32;
-  const uint32_t area = epilogue0 + c * kEpilogueBytes;
-  unsigned char* area_ptr = smem_raw + (area - raw);
-  auto sync_consumer = [&]() { asm volatile("bar.sync %0, 128;" ::"r"(1 + c) : "memory"); };
-  for (int local = c, tile = blockIdx.x + c * gridDim.x; tile < tiles; local += 2, tile += 2 * gridDim.x) {
-    const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN;
-    float d[2][64];
-    if (local > 0) barrier_wait(turn(c), ((local - 1) / 2) & 1);
-    int pos = local * k_blocks;
-    for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
-      const int s = pos % kStages;
-      barrier_wait(full(s), (pos / kStages) & 1);
-      const uint32_t a = ring + s * kStageBytes, b = a + kTileABytes;
-      wgmma_fence();
+  if (threadIdx.x < kMmaThreads) {  // the multiplying warpgroup
+    const int t = threadIdx.x, warp = t / 32, lane = t % 32;
+    int pos = 0;
+    for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
+      float d[2][64];
+      for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
+        const int s = pos % kStages;
+        barrier_wait(full(s), (pos / kStages) & 1);
+        const uint32_t a = ring + s * kStageBytes, b = a + kTileABytes;
+        wgmma_fence();
 #pragma unroll
-      for (int k = 0; k < kBK / 16; ++k)
+        for (int k = 0; k < kBK / 16; ++k)
 #pragma unroll
-        for (int i = 0; i < 2; ++i) wgmma_m64n128k16(d[i], tile_descriptor(a + i * 64 * 128 + 32 * k), tile_descriptor(b + 32 * k), (kb > 0 || k > 0) ? 1u : 0u);
-      wgmma_commit();
-      wgmma_wait<1>();  // the previous slice's multiplies are done: give its stage back
-      if (kb > 0 && t == 0) barrier_arrive(empty((pos - 1) % kStages));
-    }
-    if (t == 0) barrier_arrive(turn(1 - c));  // every slice of this tile has arrived: the other consumer's turn
-    wgmma_wait<0>();
-    if (t == 0) barrier_arrive(empty((pos - 1) % kStages));
-
-    // epilogue: (row, col) of a swizzled [128, 64] half sits at row * 128 + ((col / 8) ^ (row % 8)) * 16 + (col % 8) * 2
-    const int r8 = lane / 4;  // every row this thread holds is r8 modulo 8
-    auto offset = [&](int i, int j, int h) { return (64 * i + 16 * warp + r8 + 8 * h) * 128 + (((j % 8) ^ r8) << 4) + 4 * (lane % 4); };
-    // The epilogue is straight-line code (no branch inside its loops; bias is never null), so the
-    // compiler can interleave many elements' erf: one warp per scheduler has little else to hide latency with.
-    auto bias_at = [&](int j) { return *reinterpret_cast<const float2*>(args.bias + n0 + 8 * j + 2 * (lane % 4)); };
-    if constexpr (!Backward) {  // pre's tile at area, act's at area + kTileBytes
-      if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // this consumer's last stores have read the area
-      sync_consumer();
-      auto write_tiles = [&](auto with_act) {
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 0; j < 16; ++j)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const int at = (j / 8) * kHalfBytes + offset(i, j, h);
-              const float2 v = __bfloat1622float2(__floats2bfloat162_rn(d[i][4 * j + 2 * h], d[i][4 * j + 2 * h + 1]));  // pre as stored
-              *reinterpret_cast<__nv_bfloat162*>(area_ptr + at) = __floats2bfloat162_rn(v.x, v.y);
-              if constexpr (decltype(with_act)::value)
-                *reinterpret_cast<__nv_bfloat162*>(area_ptr + kTileBytes + at) = __floats2bfloat162_rn(gelu(v.x + bias_at(j).x), gelu(v.y + bias_at(j).y));
-            }
-      };
-      if (args.write_act) write_tiles(std::true_type{});
-      else write_tiles(std::false_type{});
-      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the writes, visible to TMA
-      sync_consumer();
-      if (t == 0) {
-        for (int half = 0; half < 2; ++half) {
-          tma_store(&maps.out, area + half * kHalfBytes, n0 + 64 * half, m0);
-          if (args.write_act) tma_store(&maps.act, area + kTileBytes + half * kHalfBytes, n0 + 64 * half, m0);
-        }
-        asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+          for (int i = 0; i < 2; ++i)
+            wgmma_m64n128k16(d[i], tile_descriptor(a + i * 64 * 128 + 32 * k), tile_descriptor(b + 32 * k), (kb > 0 || k > 0) ? 1u : 0u);
+        wgmma_commit();
+        wgmma_wait<1>();  // the previous slice's multiplies are done: give its stage back
+        if (kb > 0 && t == 0) barrier_arrive(empty((pos - 1) % kStages));
       }
-    } else {  // pre's tile at area; dpre's and act's 64-column halves, one half at a time, at area + kTileBytes
-      barrier_wait(pre_full(c), (local / 2) & 1);
-      unsigned char* out = area_ptr + kTileBytes;
+      wgmma_wait<0>();
+      if (t == 0) barrier_arrive(empty((pos - 1) % kStages));
+      // the result in bf16 (as the unfused path stores it) into C of buffer local % 2, once it is free
+      const int b = local % 2;
+      barrier_wait(buffer_free(b), ((local / 2) & 1) ^ 1);
+      unsigned char* c_tile = smem_raw + (buffers + b * kBufferBytes - raw);
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
-        sync_consumer();
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int j = 8 * half; j < 8 * half + 8; ++j) {
-            const float2 b = bias_at(j);
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-              const int at = offset(i, j, h);
-              float& v0 = d[i][4 * j + 2 * h];
-              float& v1 = d[i][4 * j + 2 * h + 1];
-              const float2 g = __bfloat1622float2(__floats2bfloat162_rn(v0, v1));  // dact as the unfused path stores it
-              const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(area_ptr + half * kHalfBytes + at));
-              const float x0 = x.x + b.x, x1 = x.y + b.y;
-              const __nv_bfloat162 dp = __floats2bfloat162_rn(gelu_grad(g.x, x0), gelu_grad(g.y, x1));
-              *reinterpret_cast<__nv_bfloat162*>(out + at) = dp;
-              *reinterpret_cast<__nv_bfloat162*>(out + kHalfBytes + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
-              const float2 rounded = __bfloat1622float2(dp);  // db1 sums the stored dpre
-              v0 = rounded.x;
-              v1 = rounded.y;
-            }
-          }
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-        sync_consumer();
-        if (t == 0) {
-          tma_store(&maps.out, area + kTileBytes, n0 + 64 * half, m0);
-          tma_store(&maps.act, area + kTileBytes + kHalfBytes, n0 + 64 * half, m0);
-          asm volatile("cp.async.bulk.commit_group;" ::: "memory");
-        }
-      }
-      if (args.partial) {
-        // column sums over the tile's 128 rows: each thread's four rows, the warp's 8 row groups (lanes
-        // l/4), then the 4 warps in order, through the pre tile's space (every thread has read it)
-        float* sums = reinterpret_cast<float*>(area_ptr);
+      for (int i = 0; i < 2; ++i)
 #pragma unroll
         for (int j = 0; j < 16; ++j)
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float v = (d[0][4 * j + e] + d[0][4 * j + 2 + e]) + (d[1][4 * j + e] + d[1][4 * j + 2 + e]);
-            v += __shfl_xor_sync(0xffffffffu, v, 4);
-            v += __shfl_xor_sync(0xffffffffu, v, 8);
-            v += __shfl_xor_sync(0xffffffffu, v, 16);
-            if (lane < 4) sums[warp * kBN + 8 * j + 2 * lane + e] = v;
-          }
-        sync_consumer();
+          for (int h = 0; h < 2; ++h)
+            *reinterpret_cast<__nv_bfloat162*>(c_tile + tile_offset(64 * i + 16 * warp + lane / 4 + 8 * h, 8 * j + 2 * (lane % 4))) =
+                __floats2bfloat162_rn(d[i][4 * j + 2 * h], d[i][4 * j + 2 * h + 1]);
+      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // visible to TMA too (forward stores C as pre)
+      barrier_arrive(c_full(b));
+    }
+    return;
+  }
+
+  // the helpers: thread h takes column pair cp = h % 64 (columns 2cp, 2cp + 1) in rows h / 64 + kRowGroups r
+  const int h = threadIdx.x - kMmaThreads, cp = h % 64, row_group = h / 64;
+  auto sync_helpers = [&]() { asm volatile("bar.sync 1, %0;" ::"n"(kHelperThreads) : "memory"); };
+  for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
+    const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN, b = local % 2, use = local / 2;
+    const uint32_t c_addr = buffers + b * kBufferBytes, x_addr = c_addr + kTileBytes;
+    unsigned char* c_tile = smem_raw + (c_addr - raw);
+    unsigned char* x_tile = smem_raw + (x_addr - raw);
+    const float2 bias = *reinterpret_cast<const float2*>(args.bias + n0 + 2 * cp);
+    barrier_wait(c_full(b), use & 1);
+    if constexpr (!Backward) {
+      if (h == 0) {  // C is pre as it is: out at once
+        tma_store(&maps.out, c_addr, n0, m0);
+        tma_store(&maps.out, c_addr + kHalfBytes, n0 + 64, m0);
+      }
+      if (args.write_act) {
+#pragma unroll 4
+        for (int row = row_group; row < kBM; row += kRowGroups) {
+          const int at = tile_offset(row, 2 * cp);
+          const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(c_tile + at));
+          *reinterpret_cast<__nv_bfloat162*>(x_tile + at) = __floats2bfloat162_rn(gelu(v.x + bias.x), gelu(v.y + bias.y));
+        }
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+        sync_helpers();
+        if (h == 0) {
+          tma_store(&maps.act, x_addr, n0, m0);
+          tma_store(&maps.act, x_addr + kHalfBytes, n0 + 64, m0);
+        }
+      }
+    } else {
+      barrier_wait(x_full(b), use & 1);
+      float2 sum = make_float2(0.f, 0.f);
+#pragma unroll 4
+      for (int row = row_group; row < kBM; row += kRowGroups) {
+        const int at = tile_offset(row, 2 * cp);
+        const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(c_tile + at));  // dact
+        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(x_tile + at));  // pre
+        const float x0 = x.x + bias.x, x1 = x.y + bias.y;
+        const __nv_bfloat162 dp = __floats2bfloat162_rn(gelu_grad(g.x, x0), gelu_grad(g.y, x1));
+        *reinterpret_cast<__nv_bfloat162*>(c_tile + at) = dp;
+        *reinterpret_cast<__nv_bfloat162*>(x_tile + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
+        const float2 rounded = __bfloat1622float2(dp);  // db1 sums the stored dpre
+        sum.x += rounded.x;
+        sum.y += rounded.y;
+      }
+      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+      if (args.partial) *reinterpret_cast<float2*>(sums + row_group * kBN + 2 * cp) = sum;
+      sync_helpers();
+      if (h == 0) {
+        tma_store(&maps.out, c_addr, n0, m0);
+        tma_store(&maps.out, c_addr + kHalfBytes, n0 + 64, m0);
+        tma_store(&maps.act, x_addr, n0, m0);
+        tma_store(&maps.act, x_addr + kHalfBytes, n0 + 64, m0);
+      }
+      if (args.partial && h < kBN) {  // column h: the row groups in order
         float total = 0.f;
 #pragma unroll
-        for (int w = 0; w < 4; ++w) total += sums[w * kBN + t];
-        args.partial[static_cast<size_t>(m0 / kBM) * args.N + n0 + t] = total;
-        sync_consumer();
+        for (int g = 0; g < kRowGroups; ++g) total += sums[g * kBN + h];
+        args.partial[static_cast<size_t>(m0 / kBM) * args.N + n0 + h] = total;
       }
-      if (t == 0) barrier_arrive(pre_empty(c));  // the loader may bring this consumer's next pre tile
+      sync_helpers();  // the sums are read before the next tile writes them
+    }
+    if (h == 0) {
+      asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+      asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // the copies have read the buffer
+      barrier_arrive(buffer_free(b));
     }
   }
-  if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // shared memory must outlive the copies' reads
 #endif
 }
 
