@@ -15,7 +15,7 @@ namespace mm::cuda {
 namespace {
 using bf16 = __nv_bfloat16;
 
-constexpr int kBM = 128, kBN = 128, kBK = 64, kStages = 3;
+constexpr int kBM = 128, kBN = 128, kBK = 64, kStages = 5;
 // Warp roles: warps 0-3 (a warpgroup) multiply with wgmma, warps 4-9 apply the epilogue, warp 10 loads
 // (one thread issues every TMA copy), warp 11 leaves at once (384 threads: at 416 the compiler allows
 // only 128 registers a thread, too few for the 128 accumulators).
@@ -24,29 +24,22 @@ constexpr int kRowGroups = kHelperThreads / 64;  // helper h takes column pair h
 constexpr int kTileABytes = kBM * kBK * 2;               // A slice [128 rows, 64 k] bf16, 128-byte rows
 constexpr int kTileBBytes = kBN * kBK * 2;               // B slice [128 rows, 64 k]
 constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 32 KB
-// Two epilogue buffers (tiles alternate between them), each two [128, 128] bf16 tiles: C, what the
-// multiplies leave (forward: pre; backward: dact, overwritten by dpre), and X (forward: act; backward:
-// pre loaded by TMA, overwritten by act). A tile is stored as two [128 rows, 64 columns] halves in the
-// 128-byte swizzle that TMA reads and writes: coalesced bulk copies to and from global memory and
-// conflict-free shared-memory accesses.
+// Two result buffers (tiles alternate between them), each a [128, 128] bf16 tile stored as two [128
+// rows, 64 columns] halves in the 128-byte swizzle: conflict-free shared-memory accesses both in the
+// accumulators' fragment order and along rows.
 constexpr int kTileBytes = kBM * kBN * 2, kHalfBytes = kTileBytes / 2;
-constexpr int kBufferBytes = 2 * kTileBytes;
 constexpr int kSumBytes = kRowGroups * kBN * 4;  // backward: the column sums of the helpers' row groups
-// barriers: ring full/empty; per buffer: C written, X loaded, buffer free again
-constexpr int kBarriers = 2 * kStages + 6;
-constexpr int kSmemBytes = 1024 + kStages * kStageBytes + 2 * kBufferBytes + kSumBytes + 8 * kBarriers;  // + alignment slack
+constexpr int kBarriers = 2 * kStages + 4;       // ring full/empty; per buffer: tile written, tile read
+constexpr int kSmemBytes = 1024 + kStages * kStageBytes + 2 * kTileBytes + kSumBytes + 8 * kBarriers;  // + alignment slack
 
-// The [M, N] bf16 arrays the epilogue writes (and, backward, reads), as tensor maps of [128, 64] boxes.
-struct EpilogueMaps {
-  CUtensorMap out;  // forward: pre; backward: dpre
-  CUtensorMap act;
-  CUtensorMap pre;  // backward: read
-};
+// What the epilogue reads and writes: [M, N] bf16 arrays, bias [N] (zeros when the layer has none).
 struct EpilogueArgs {
-  float* partial;     // backward: [M/128, N] column sums of dpre per 128-row tile, or null
-  const float* bias;  // [N] (zeros when the layer has none)
+  __nv_bfloat16* out;        // forward: pre; backward: dpre
+  __nv_bfloat16* act;        // forward: null writes pre only
+  const __nv_bfloat16* pre;  // backward
+  float* partial;            // backward: [M/128, N] column sums of dpre per 128-row tile, or null
+  const float* bias;
   int N;
-  bool write_act;     // forward: false writes pre only
 };
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -73,12 +66,6 @@ __device__ __forceinline__ void barrier_wait(uint32_t bar, uint32_t parity) {
 __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int inner, int outer, uint32_t bar) {
   asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(dst),
                "l"(reinterpret_cast<uint64_t>(map)), "r"(inner), "r"(outer), "r"(bar)
-               : "memory");
-}
-// Shared-memory tile to the 2-D box of `map` at (inner, outer), in the thread's bulk group.
-__device__ __forceinline__ void tma_store(const CUtensorMap* map, uint32_t src, int inner, int outer) {
-  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];" ::"l"(reinterpret_cast<uint64_t>(map)), "r"(src),
-               "r"(inner), "r"(outer)
                : "memory");
 }
 // wgmma descriptor of a K-major tile of 128-byte rows in the 128-byte swizzle TMA wrote (8-row atoms
@@ -124,27 +111,34 @@ __device__ __forceinline__ int tile_offset(int row, int col) {
 
 // Persistent: CTA b takes tiles b, b + G, b + 2G, ... (G CTAs, one per SM; a tile's column block varies
 // fastest, so the CTAs at work together share A's rows and all of B in L2). The multiplying warpgroup
-// leaves each tile's result in bf16 in one of two buffers and goes on to the next tile while eight
-// helper warps apply GELU (erf on the CUDA cores) to the other buffer and write it out with TMA: the
-// tensor cores stay busy while the epilogue runs. Accumulator fragment of thread t (warp w = t/32,
-// lane l): d[i][4j + 2h + e] is C at row 64i + 16w + l/4 + 8h, column 8j + 2(l%4) + e of the tile.
+// leaves each tile's result in bf16 in one of two shared-memory buffers and goes on to the next tile
+// while six helper warps apply GELU (erf on the CUDA cores) to the other buffer, reading and writing
+// global memory along rows (coalesced): the tensor cores keep working while the epilogue runs.
+// Accumulator fragment of thread t (warp w = t/32, lane l): d[i][4j + 2h + e] is C at row
+// 64i + 16w + l/4 + 8h, column 8j + 2(l%4) + e of the tile.
 template <bool Backward>
 __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                                                                const __grid_constant__ EpilogueMaps maps, EpilogueArgs args, int M, int K) {
+                                                                EpilogueArgs args, int M, int K) {
 #ifdef MM_GEMM_GELU_DEVICE
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_address(smem_raw), ring = (raw + 1023u) & ~1023u;  // the swizzle wants 1024-byte alignment
-  const uint32_t buffers = ring + kStages * kStageBytes;                       // buffer b at + b * kBufferBytes: C, then X
-  const uint32_t bars = buffers + 2 * kBufferBytes + kSumBytes;
-  float* sums = reinterpret_cast<float*>(smem_raw + (buffers + 2 * kBufferBytes - raw));
-  auto full = [&](int s) { return bars + 8u * s; };                          // ring stage s loaded
-  auto empty = [&](int s) { return bars + 8u * (kStages + s); };             // ring stage s consumed
-  auto c_full = [&](int b) { return bars + 8u * (2 * kStages + b); };        // buffer b's C written (128 arrivals)
-  auto x_full = [&](int b) { return bars + 8u * (2 * kStages + 2 + b); };    // backward: buffer b's X (pre) loaded
-  auto buffer_free = [&](int b) { return bars + 8u * (2 * kStages + 4 + b); };  // buffer b's tiles written out
+  const uint32_t buffers = ring + kStages * kStageBytes;                       // buffer b at + b * kTileBytes
+  const uint32_t bars = buffers + 2 * kTileBytes + kSumBytes;
+  float* sums = reinterpret_cast<float*>(smem_raw + (buffers + 2 * kTileBytes - raw));
+  auto full = [&](int s) { return bars + 8u * s; };                        // ring stage s loaded
+  auto empty = [&](int s) { return bars + 8u * (kStages + s); };           // ring stage s consumed
+  auto written = [&](int b) { return bars + 8u * (2 * kStages + b); };     // buffer b holds a tile (128 arrivals)
+  auto read = [&](int b) { return bars + 8u * (2 * kStages + 2 + b); };    // ... and the helpers are done with it (192)
   const int n_tiles = args.N / kBN, tiles = (M / kBM) * n_tiles, k_blocks = K / kBK;
   if (threadIdx.x == 0) {
-    for (int b = 0; b < kBarriers; ++b) barrier_init(bars + 8u * b, bars + 8u * b == c_full(0) || bars + 8u * b == c_full(1) ? kMmaThreads : 1);
+    for (int s = 0; s < kStages; ++s) {
+      barrier_init(full(s), 1);
+      barrier_init(empty(s), 1);
+    }
+    for (int b = 0; b < 2; ++b) {
+      barrier_init(written(b), kMmaThreads);
+      barrier_init(read(b), kHelperThreads);
+    }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
@@ -152,7 +146,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
   if (threadIdx.x >= kMmaThreads + kHelperThreads) {  // the loader
     if (threadIdx.x != kMmaThreads + kHelperThreads) return;  // (and the idle warp)
     int pos = 0;  // ring position: the stage is pos % kStages, its use pos / kStages
-    for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
+    for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN;
       for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
         const int s = pos % kStages;
@@ -160,14 +154,6 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
         barrier_expect_bytes(full(s), kStageBytes);
         tma_load(ring + s * kStageBytes, &map_a, kb * kBK, m0, full(s));
         tma_load(ring + s * kStageBytes + kTileABytes, &map_b, kb * kBK, n0, full(s));
-      }
-      if (Backward) {  // pre's tile into X once the helpers have written the buffer's previous tile out
-        const int b = local % 2, use = local / 2;
-        barrier_wait(buffer_free(b), (use & 1) ^ 1);
-        barrier_expect_bytes(x_full(b), kTileBytes);
-        const uint32_t x = buffers + b * kBufferBytes + kTileBytes;
-        tma_load(x, &maps.pre, n0, m0, x_full(b));
-        tma_load(x + kHalfBytes, &maps.pre, n0 + 64, m0, x_full(b));
       }
     }
     return;
@@ -194,90 +180,72 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
       }
       wgmma_wait<0>();
       if (t == 0) barrier_arrive(empty((pos - 1) % kStages));
-      // the result in bf16 (as the unfused path stores it) into C of buffer local % 2, once it is free
+      // the result in bf16 (as the unfused path stores it) into buffer local % 2, once the helpers are done with it
       const int b = local % 2;
-      barrier_wait(buffer_free(b), ((local / 2) & 1) ^ 1);
-      unsigned char* c_tile = smem_raw + (buffers + b * kBufferBytes - raw);
+      barrier_wait(read(b), ((local / 2) & 1) ^ 1);
+      unsigned char* tile_smem = smem_raw + (buffers + b * kTileBytes - raw);
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
         for (int j = 0; j < 16; ++j)
 #pragma unroll
           for (int h = 0; h < 2; ++h)
-            *reinterpret_cast<__nv_bfloat162*>(c_tile + tile_offset(64 * i + 16 * warp + lane / 4 + 8 * h, 8 * j + 2 * (lane % 4))) =
+            *reinterpret_cast<__nv_bfloat162*>(tile_smem + tile_offset(64 * i + 16 * warp + lane / 4 + 8 * h, 8 * j + 2 * (lane % 4))) =
                 __floats2bfloat162_rn(d[i][4 * j + 2 * h], d[i][4 * j + 2 * h + 1]);
-      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // visible to TMA too (forward stores C as pre)
-      barrier_arrive(c_full(b));
+      barrier_arrive(written(b));
     }
     return;
   }
 
-  // the helpers: thread h takes column pair cp = h % 64 (columns 2cp, 2cp + 1) in rows h / 64 + kRowGroups r
+  // the helpers: thread h takes column pair cp = h % 64 (columns 2cp, 2cp + 1) in rows h / 64 + kRowGroups r;
+  // a warp covers 64 consecutive columns of a row (128-byte global accesses)
   const int h = threadIdx.x - kMmaThreads, cp = h % 64, row_group = h / 64;
   auto sync_helpers = [&]() { asm volatile("bar.sync 1, %0;" ::"n"(kHelperThreads) : "memory"); };
   for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
-    const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN, b = local % 2, use = local / 2;
-    const uint32_t c_addr = buffers + b * kBufferBytes, x_addr = c_addr + kTileBytes;
-    unsigned char* c_tile = smem_raw + (c_addr - raw);
-    unsigned char* x_tile = smem_raw + (x_addr - raw);
+    const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN, b = local % 2;
+    const unsigned char* tile_smem = smem_raw + (buffers + b * kTileBytes - raw);
     const float2 bias = *reinterpret_cast<const float2*>(args.bias + n0 + 2 * cp);
-    barrier_wait(c_full(b), use & 1);
+    const size_t first = static_cast<size_t>(m0) * args.N + n0 + 2 * cp;  // (row 0, column 2cp) of the tile in [M, N]
+    barrier_wait(written(b), (local / 2) & 1);
     if constexpr (!Backward) {
-      if (h == 0) {  // C is pre as it is: out at once
-        tma_store(&maps.out, c_addr, n0, m0);
-        tma_store(&maps.out, c_addr + kHalfBytes, n0 + 64, m0);
-      }
-      if (args.write_act) {
 #pragma unroll 4
-        for (int row = row_group; row < kBM; row += kRowGroups) {
-          const int at = tile_offset(row, 2 * cp);
-          const float2 v = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(c_tile + at));
-          *reinterpret_cast<__nv_bfloat162*>(x_tile + at) = __floats2bfloat162_rn(gelu(v.x + bias.x), gelu(v.y + bias.y));
-        }
-        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-        sync_helpers();
-        if (h == 0) {
-          tma_store(&maps.act, x_addr, n0, m0);
-          tma_store(&maps.act, x_addr + kHalfBytes, n0 + 64, m0);
+      for (int row = row_group; row < kBM; row += kRowGroups) {
+        const __nv_bfloat162 v = *reinterpret_cast<const __nv_bfloat162*>(tile_smem + tile_offset(row, 2 * cp));  // pre
+        const size_t at = first + static_cast<size_t>(row) * args.N;
+        *reinterpret_cast<__nv_bfloat162*>(args.out + at) = v;
+        if (args.act) {
+          const float2 x = __bfloat1622float2(v);
+          *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(x.x + bias.x), gelu(x.y + bias.y));
         }
       }
+      barrier_arrive(read(b));
     } else {
-      barrier_wait(x_full(b), use & 1);
       float2 sum = make_float2(0.f, 0.f);
 #pragma unroll 4
       for (int row = row_group; row < kBM; row += kRowGroups) {
-        const int at = tile_offset(row, 2 * cp);
-        const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(c_tile + at));  // dact
-        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(x_tile + at));  // pre
+        const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(tile_smem + tile_offset(row, 2 * cp)));  // dact
+        const size_t at = first + static_cast<size_t>(row) * args.N;
+        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(args.pre + at));
         const float x0 = x.x + bias.x, x1 = x.y + bias.y;
         const __nv_bfloat162 dp = __floats2bfloat162_rn(gelu_grad(g.x, x0), gelu_grad(g.y, x1));
-        *reinterpret_cast<__nv_bfloat162*>(c_tile + at) = dp;
-        *reinterpret_cast<__nv_bfloat162*>(x_tile + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
+        *reinterpret_cast<__nv_bfloat162*>(args.out + at) = dp;
+        *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
         const float2 rounded = __bfloat1622float2(dp);  // db1 sums the stored dpre
         sum.x += rounded.x;
         sum.y += rounded.y;
       }
-      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-      if (args.partial) *reinterpret_cast<float2*>(sums + row_group * kBN + 2 * cp) = sum;
-      sync_helpers();
-      if (h == 0) {
-        tma_store(&maps.out, c_addr, n0, m0);
-        tma_store(&maps.out, c_addr + kHalfBytes, n0 + 64, m0);
-        tma_store(&maps.act, x_addr, n0, m0);
-        tma_store(&maps.act, x_addr + kHalfBytes, n0 + 64, m0);
-      }
-      if (args.partial && h < kBN) {  // column h: the row groups in order
-        float total = 0.f;
+      barrier_arrive(read(b));
+      if (args.partial) {  // column h: the row groups in order
+        *reinterpret_cast<float2*>(sums + row_group * kBN + 2 * cp) = sum;
+        sync_helpers();
+        if (h < kBN) {
+          float total = 0.f;
 #pragma unroll
-        for (int g = 0; g < kRowGroups; ++g) total += sums[g * kBN + h];
-        args.partial[static_cast<size_t>(m0 / kBM) * args.N + n0 + h] = total;
+          for (int g = 0; g < kRowGroups; ++g) total += sums[g * kBN + h];
+          args.partial[static_cast<size_t>(m0 / kBM) * args.N + n0 + h] = total;
+        }
+        sync_helpers();  // the sums are read before the next tile writes them
       }
-      sync_helpers();  // the sums are read before the next tile writes them
-    }
-    if (h == 0) {
-      asm volatile("cp.async.bulk.commit_group;" ::: "memory");
-      asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // the copies have read the buffer
-      barrier_arrive(buffer_free(b));
     }
   }
 #endif
@@ -325,11 +293,11 @@ const float* bias_or_zeros(Context& ctx, const float* bias, int N) {
 }
 
 template <bool Backward>
-void launch(Context& ctx, const bf16* a, const bf16* bt, const EpilogueMaps& maps, const EpilogueArgs& args, int M, int N, int K) {
+void launch(Context& ctx, const bf16* a, const bf16* bt, const EpilogueArgs& args, int M, int N, int K) {
   const CUtensorMap map_a = tile_map(ctx, a, M, K, kBM), map_b = tile_map(ctx, bt, N, K, kBN);
   MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_gelu_kernel<Backward>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
   const int tiles = (M / kBM) * (N / kBN);
-  gemm_gelu_kernel<Backward><<<std::min(tiles, ctx.sm_count()), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, maps, args, M, K);
+  gemm_gelu_kernel<Backward><<<std::min(tiles, ctx.sm_count()), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, args, M, K);
   MM_LAUNCH_CHECK();
 }
 }  // namespace
@@ -342,10 +310,7 @@ bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, std::initializ
 }
 
 void gemm_gelu_forward(Context& ctx, bf16* pre, bf16* act, const bf16* x, const bf16* w, const float* bias, int M, int N, int K) {
-  EpilogueMaps maps{};
-  maps.out = tile_map(ctx, pre, M, N, kBM);
-  if (act) maps.act = tile_map(ctx, act, M, N, kBM);
-  launch<false>(ctx, x, w, maps, EpilogueArgs{nullptr, bias_or_zeros(ctx, bias, N), N, act != nullptr}, M, N, K);
+  launch<false>(ctx, x, w, EpilogueArgs{pre, act, nullptr, nullptr, bias_or_zeros(ctx, bias, N), N}, M, N, K);
 }
 
 void gemm_gelu_backward(Context& ctx, bf16* dpre, bf16* act, float* dbias, const bf16* dout, const bf16* w, const bf16* pre, const float* bias, int M,
@@ -354,8 +319,7 @@ void gemm_gelu_backward(Context& ctx, bf16* dpre, bf16* act, float* dbias, const
   transpose_bf16_kernel<<<dim3((N + 31) / 32, (K + 31) / 32), dim3(32, 8), 0, ctx.stream()>>>(wt, w, K, N);
   MM_LAUNCH_CHECK();
   float* partial = dbias ? ctx.scratch(kSlotColumnPartial, static_cast<size_t>(M / kBM) * N) : nullptr;
-  const EpilogueMaps maps{tile_map(ctx, dpre, M, N, kBM), tile_map(ctx, act, M, N, kBM), tile_map(ctx, pre, M, N, kBM)};
-  launch<true>(ctx, dout, wt, maps, EpilogueArgs{partial, bias_or_zeros(ctx, bias, N), N, true}, M, N, K);
+  launch<true>(ctx, dout, wt, EpilogueArgs{dpre, act, pre, partial, bias_or_zeros(ctx, bias, N), N}, M, N, K);
   if (dbias) accumulate_partials(ctx, dbias, partial, M / kBM, N);
 }
 

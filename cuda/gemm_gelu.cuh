@@ -1,10 +1,10 @@
 // The feed-forward's GEMMs around exact-erf GELU with the activation fused into the GEMM's epilogue
 // (Hopper, sm_90a): cuBLASLt's GELU epilogues are tanh-only, so these GEMMs are our own. Each computes
 // C[M,N] = A[M,K] B[N,K]^T (bf16 operands, both K-major, fp32 accumulation) in 128 x 128 tiles with a
-// persistent CTA per SM and warp roles: a loader thread's TMA copies fill a 3-stage ring of 64-wide K
+// persistent CTA per SM and warp roles: a loader thread's TMA copies fill a 5-stage ring of 64-wide K
 // slices, one warpgroup multiplies with wgmma and leaves each tile in bf16 in one of two shared-memory
-// buffers, six helper warps apply GELU (erf on the CUDA cores) to the other buffer and write it out
-// with TMA bulk stores, so the tensor cores keep working while the epilogue runs.
+// buffers, six helper warps apply GELU (erf on the CUDA cores) to the other buffer, reading and writing
+// global memory along rows, so the tensor cores keep working while the epilogue runs.
 //
 // Forward (fc1):  pre = bf16(h w1^T), act = bf16(GELU(pre + b1)): what gemm_bf16 then gelu_forward_bf16
 //                 write, without writing pre and reading it back.
