@@ -302,16 +302,12 @@ void ffn_backward(Context& ctx, float* dinp, float* dw1, float* db1, float* dw2,
   bf16* dpre16 = reinterpret_cast<bf16*>(dpre);  // [N,Fp]
   const bf16* dout16 = round_output_gradient(ctx, db2, dout, N, D);  // and db2 += column sums of dout
   const bf16* w2_16 = to_bf16(ctx, kSlotCastA, w2, static_cast<size_t>(D) * F);
-  bf16* act16 = act_scratch(ctx, N, F);  // written again from pre below
-  if (act == FfnActivation::Gelu && gemm_gelu_supported(ctx, N, F, D, {dout16, w2_16, s.pre, dpre16, act16, b1})) {
-    gemm_gelu_backward(ctx, dpre16, act16, db1, dout16, w2_16, s.pre, b1, N, F, D);  // dact stays in registers
-  } else {
-    gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);  // dact = dout w2
-    const bool bias_done = act == FfnActivation::Gelu && db1 && gelu_backward_with_bias_grad(ctx, dpre16, act16, db1, dact16, s.pre, b1, N, F);
-    if (!bias_done) {
-      activation_backward(ctx, dpre16, act16, dact16, s.pre, b1, N, F, act);
-      if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
-    }
+  gemm_bf16(ctx, false, false, N, F, D, dout16, D, w2_16, F, dact16, F);  // dact = dout w2
+  bf16* act16 = act_scratch(ctx, N, F);                                    // written again from pre below
+  const bool bias_done = act == FfnActivation::Gelu && db1 && gelu_backward_with_bias_grad(ctx, dpre16, act16, db1, dact16, s.pre, b1, N, F);
+  if (!bias_done) {
+    activation_backward(ctx, dpre16, act16, dact16, s.pre, b1, N, F, act);
+    if (db1) column_sum_accumulate(ctx, db1, dpre16, N, Fp);
   }
   gemm_bf16(ctx, true, false, D, F, N, 1.f, dout16, D, 0, act16, F, 0, 1.f, dw2, F, 0);  // dw2 += dout^T act
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);

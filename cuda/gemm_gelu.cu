@@ -15,32 +15,19 @@ namespace mm::cuda {
 namespace {
 using bf16 = __nv_bfloat16;
 
-constexpr int kBM = 128, kBN = 128, kBK = 64, kStages = 5;
-// Warp roles: warps 0-3 (a warpgroup) multiply with wgmma, warps 4-9 apply the epilogue, warp 10 loads
-// (one thread issues every TMA copy), warp 11 leaves at once (384 threads: at 416 the compiler allows
-// only 128 registers a thread, too few for the 128 accumulators).
-constexpr int kMmaThreads = 128, kHelperThreads = 192, kThreads = 384;
-constexpr int kRowGroups = kHelperThreads / 64;  // helper h takes column pair h % 64 in rows h / 64 + kRowGroups r
-constexpr int kTileABytes = kBM * kBK * 2;               // A slice [128 rows, 64 k] bf16, 128-byte rows
+constexpr int kBM = 256, kBN = 128, kBK = 64, kStages = 3;
+// Warp roles: warpgroups 0 and 1 multiply with wgmma (rows 0-127 and 128-255 of a tile), warp 8 loads
+// (one thread issues every TMA copy), warps 9-11 apply GELU.
+constexpr int kMmaThreads = 256, kHelperThreads = 96, kThreads = 384;
+constexpr int kRowGroups = kHelperThreads / 32;  // helper h takes columns 4(h % 32) .. +3 in rows h / 32 + kRowGroups r
+constexpr int kTileABytes = kBM * kBK * 2;               // A slice [256 rows, 64 k] bf16, 128-byte rows
 constexpr int kTileBBytes = kBN * kBK * 2;               // B slice [128 rows, 64 k]
-constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 32 KB
-// Two result buffers (tiles alternate between them), each a [128, 128] bf16 tile stored as two [128
-// rows, 64 columns] halves in the 128-byte swizzle: conflict-free shared-memory accesses both in the
-// accumulators' fragment order and along rows.
+constexpr int kStageBytes = kTileABytes + kTileBBytes;   // 48 KB
+// The result buffer: a [256, 128] bf16 tile stored as two [256 rows, 64 columns] halves in the 128-byte
+// swizzle, so the accumulators' fragment-order writes and the helpers' row reads are conflict-free.
 constexpr int kTileBytes = kBM * kBN * 2, kHalfBytes = kTileBytes / 2;
-constexpr int kSumBytes = kRowGroups * kBN * 4;  // backward: the column sums of the helpers' row groups
-constexpr int kBarriers = 2 * kStages + 4;       // ring full/empty; per buffer: tile written, tile read
-constexpr int kSmemBytes = 1024 + kStages * kStageBytes + 2 * kTileBytes + kSumBytes + 8 * kBarriers;  // + alignment slack
-
-// What the epilogue reads and writes: [M, N] bf16 arrays, bias [N] (zeros when the layer has none).
-struct EpilogueArgs {
-  __nv_bfloat16* out;        // forward: pre; backward: dpre
-  __nv_bfloat16* act;        // forward: null writes pre only
-  const __nv_bfloat16* pre;  // backward
-  float* partial;            // backward: [M/128, N] column sums of dpre per 128-row tile, or null
-  const float* bias;
-  int N;
-};
+constexpr int kBarriers = 2 * kStages + 2;  // ring full/empty; the buffer written, read
+constexpr int kSmemBytes = 1024 + kStages * kStageBytes + kTileBytes + 8 * kBarriers;  // + alignment slack
 
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define MM_GEMM_GELU_DEVICE 1
@@ -103,49 +90,81 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a
 
 #endif
 
-// Byte offset of (row, col) in a [128, 128] tile stored as two swizzled [128, 64] halves: the row's
-// 16-byte chunk (col % 64) / 8 sits at chunk ^ (row % 8).
+// Byte offset of (row, col) in the result buffer: the row's 16-byte chunk (col % 64) / 8 of its half
+// sits at chunk ^ (row % 8).
 __device__ __forceinline__ int tile_offset(int row, int col) {
   return (col / 64) * kHalfBytes + row * 128 + ((((col % 64) / 8) ^ (row % 8)) << 4) + (col % 8) * 2;
 }
 
 // Persistent: CTA b takes tiles b, b + G, b + 2G, ... (G CTAs, one per SM; a tile's column block varies
-// fastest, so the CTAs at work together share A's rows and all of B in L2). The multiplying warpgroup
-// leaves each tile's result in bf16 in one of two shared-memory buffers and goes on to the next tile
-// while six helper warps apply GELU (erf on the CUDA cores) to the other buffer, reading and writing
-// global memory along rows (coalesced): the tensor cores keep working while the epilogue runs.
-// Accumulator fragment of thread t (warp w = t/32, lane l): d[i][4j + 2h + e] is C at row
-// 64i + 16w + l/4 + 8h, column 8j + 2(l%4) + e of the tile.
-template <bool Backward>
+// fastest, so the CTAs at work together share A's rows and all of B in L2). Both multiplying
+// warpgroups leave the tile's result in bf16 in the buffer and go on to the next tile while three
+// helper warps write it out as pre and act = GELU(pre + bias) (erf on the CUDA cores, global writes
+// along rows): the tensor cores keep working while the epilogue runs. Accumulator fragment of thread
+// t of warpgroup g (warp w = (t/32) % 4, lane l): d[i][4j + 2h + e] is C at row 128g + 64i + 16w +
+// l/4 + 8h, column 8j + 2(l%4) + e of the tile.
 __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                                                                EpilogueArgs args, int M, int K) {
+                                                                __nv_bfloat16* pre, __nv_bfloat16* act, const float* bias, int M, int N, int K) {
 #ifdef MM_GEMM_GELU_DEVICE
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_address(smem_raw), ring = (raw + 1023u) & ~1023u;  // the swizzle wants 1024-byte alignment
-  const uint32_t buffers = ring + kStages * kStageBytes;                       // buffer b at + b * kTileBytes
-  const uint32_t bars = buffers + 2 * kTileBytes + kSumBytes;
-  float* sums = reinterpret_cast<float*>(smem_raw + (buffers + 2 * kTileBytes - raw));
-  auto full = [&](int s) { return bars + 8u * s; };                        // ring stage s loaded
-  auto empty = [&](int s) { return bars + 8u * (kStages + s); };           // ring stage s consumed
-  auto written = [&](int b) { return bars + 8u * (2 * kStages + b); };     // buffer b holds a tile (128 arrivals)
-  auto read = [&](int b) { return bars + 8u * (2 * kStages + 2 + b); };    // ... and the helpers are done with it (192)
-  const int n_tiles = args.N / kBN, tiles = (M / kBM) * n_tiles, k_blocks = K / kBK;
+  const uint32_t buffer = ring + kStages * kStageBytes, bars = buffer + kTileBytes;
+  auto full = [&](int s) { return bars + 8u * s; };               // ring stage s loaded
+  auto empty = [&](int s) { return bars + 8u * (kStages + s); };  // ring stage s consumed (both warpgroups)
+  const uint32_t written = bars + 8u * (2 * kStages);             // the buffer holds a tile (256 arrivals)
+  const uint32_t read = written + 8u;                             // ... and the helpers are done with it (96)
+  const int n_tiles = N / kBN, tiles = (M / kBM) * n_tiles, k_blocks = K / kBK;
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       barrier_init(full(s), 1);
-      barrier_init(empty(s), 1);
+      barrier_init(empty(s), 2);
     }
-    for (int b = 0; b < 2; ++b) {
-      barrier_init(written(b), kMmaThreads);
-      barrier_init(read(b), kHelperThreads);
-    }
+    barrier_init(written, kMmaThreads);
+    barrier_init(read, kHelperThreads);
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   __syncthreads();
 
-  if (threadIdx.x >= kMmaThreads + kHelperThreads) {  // the loader
-    if (threadIdx.x != kMmaThreads + kHelperThreads) return;  // (and the idle warp)
+  if (threadIdx.x < kMmaThreads) {  // the multiplying warpgroups
+    const int g = threadIdx.x / 128, t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
     int pos = 0;  // ring position: the stage is pos % kStages, its use pos / kStages
+    for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
+      float d[2][64];
+      for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
+        const int s = pos % kStages;
+        barrier_wait(full(s), (pos / kStages) & 1);
+        const uint32_t a = ring + s * kStageBytes + g * 128 * 128, b = ring + s * kStageBytes + kTileABytes;
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < kBK / 16; ++k)
+#pragma unroll
+          for (int i = 0; i < 2; ++i)
+            wgmma_m64n128k16(d[i], tile_descriptor(a + i * 64 * 128 + 32 * k), tile_descriptor(b + 32 * k), (kb > 0 || k > 0) ? 1u : 0u);
+        wgmma_commit();
+        wgmma_wait<1>();  // the previous slice's multiplies are done: give its stage back
+        if (kb > 0 && t == 0) barrier_arrive(empty((pos - 1) % kStages));
+      }
+      wgmma_wait<0>();
+      if (t == 0) barrier_arrive(empty((pos - 1) % kStages));
+      // the result in bf16 (pre as the unfused path stores it) into the buffer, once the helpers are done with the last tile
+      barrier_wait(read, (local & 1) ^ 1);
+      unsigned char* tile_smem = smem_raw + (buffer - raw);
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 16; ++j)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            *reinterpret_cast<__nv_bfloat162*>(tile_smem + tile_offset(128 * g + 64 * i + 16 * warp + lane / 4 + 8 * h, 8 * j + 2 * (lane % 4))) =
+                __floats2bfloat162_rn(d[i][4 * j + 2 * h], d[i][4 * j + 2 * h + 1]);
+      barrier_arrive(written);
+    }
+    return;
+  }
+
+  if (threadIdx.x < kMmaThreads + 32) {  // the loader
+    if (threadIdx.x != kMmaThreads) return;
+    int pos = 0;
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
       const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN;
       for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
@@ -159,112 +178,33 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_gelu_kernel(const __grid_con
     return;
   }
 
-  if (threadIdx.x < kMmaThreads) {  // the multiplying warpgroup
-    const int t = threadIdx.x, warp = t / 32, lane = t % 32;
-    int pos = 0;
-    for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
-      float d[2][64];
-      for (int kb = 0; kb < k_blocks; ++kb, ++pos) {
-        const int s = pos % kStages;
-        barrier_wait(full(s), (pos / kStages) & 1);
-        const uint32_t a = ring + s * kStageBytes, b = a + kTileABytes;
-        wgmma_fence();
-#pragma unroll
-        for (int k = 0; k < kBK / 16; ++k)
-#pragma unroll
-          for (int i = 0; i < 2; ++i)
-            wgmma_m64n128k16(d[i], tile_descriptor(a + i * 64 * 128 + 32 * k), tile_descriptor(b + 32 * k), (kb > 0 || k > 0) ? 1u : 0u);
-        wgmma_commit();
-        wgmma_wait<1>();  // the previous slice's multiplies are done: give its stage back
-        if (kb > 0 && t == 0) barrier_arrive(empty((pos - 1) % kStages));
-      }
-      wgmma_wait<0>();
-      if (t == 0) barrier_arrive(empty((pos - 1) % kStages));
-      // the result in bf16 (as the unfused path stores it) into buffer local % 2, once the helpers are done with it
-      const int b = local % 2;
-      barrier_wait(read(b), ((local / 2) & 1) ^ 1);
-      unsigned char* tile_smem = smem_raw + (buffers + b * kTileBytes - raw);
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 16; ++j)
-#pragma unroll
-          for (int h = 0; h < 2; ++h)
-            *reinterpret_cast<__nv_bfloat162*>(tile_smem + tile_offset(64 * i + 16 * warp + lane / 4 + 8 * h, 8 * j + 2 * (lane % 4))) =
-                __floats2bfloat162_rn(d[i][4 * j + 2 * h], d[i][4 * j + 2 * h + 1]);
-      barrier_arrive(written(b));
-    }
-    return;
-  }
-
-  // the helpers: thread h takes column pair cp = h % 64 (columns 2cp, 2cp + 1) in rows h / 64 + kRowGroups r;
-  // a warp covers 64 consecutive columns of a row (128-byte global accesses)
-  const int h = threadIdx.x - kMmaThreads, cp = h % 64, row_group = h / 64;
-  auto sync_helpers = [&]() { asm volatile("bar.sync 1, %0;" ::"n"(kHelperThreads) : "memory"); };
+  // the helpers: a warp covers a row's 128 columns (256-byte global writes), thread h columns 4q .. 4q + 3
+  const int h = threadIdx.x - kMmaThreads - 32, q = h % 32, row_group = h / 32;
+  const unsigned char* tile_smem = smem_raw + (buffer - raw);
   for (int local = 0, tile = blockIdx.x; tile < tiles; ++local, tile += gridDim.x) {
-    const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN, b = local % 2;
-    const unsigned char* tile_smem = smem_raw + (buffers + b * kTileBytes - raw);
-    const float2 bias = *reinterpret_cast<const float2*>(args.bias + n0 + 2 * cp);
-    const size_t first = static_cast<size_t>(m0) * args.N + n0 + 2 * cp;  // (row 0, column 2cp) of the tile in [M, N]
-    barrier_wait(written(b), (local / 2) & 1);
-    if constexpr (!Backward) {
+    const int m0 = (tile / n_tiles) * kBM, n0 = (tile % n_tiles) * kBN;
+    const float4 b = *reinterpret_cast<const float4*>(bias + n0 + 4 * q);
+    const size_t first = static_cast<size_t>(m0) * N + n0 + 4 * q;  // (row 0, column 4q) of the tile in [M, N]
+    barrier_wait(written, local & 1);
 #pragma unroll 4
-      for (int row = row_group; row < kBM; row += kRowGroups) {
-        const __nv_bfloat162 v = *reinterpret_cast<const __nv_bfloat162*>(tile_smem + tile_offset(row, 2 * cp));  // pre
-        const size_t at = first + static_cast<size_t>(row) * args.N;
-        *reinterpret_cast<__nv_bfloat162*>(args.out + at) = v;
-        if (args.act) {
-          const float2 x = __bfloat1622float2(v);
-          *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(x.x + bias.x), gelu(x.y + bias.y));
-        }
-      }
-      barrier_arrive(read(b));
-    } else {
-      float2 sum = make_float2(0.f, 0.f);
-#pragma unroll 4
-      for (int row = row_group; row < kBM; row += kRowGroups) {
-        const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(tile_smem + tile_offset(row, 2 * cp)));  // dact
-        const size_t at = first + static_cast<size_t>(row) * args.N;
-        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(args.pre + at));
-        const float x0 = x.x + bias.x, x1 = x.y + bias.y;
-        const __nv_bfloat162 dp = __floats2bfloat162_rn(gelu_grad(g.x, x0), gelu_grad(g.y, x1));
-        *reinterpret_cast<__nv_bfloat162*>(args.out + at) = dp;
-        *reinterpret_cast<__nv_bfloat162*>(args.act + at) = __floats2bfloat162_rn(gelu(x0), gelu(x1));
-        const float2 rounded = __bfloat1622float2(dp);  // db1 sums the stored dpre
-        sum.x += rounded.x;
-        sum.y += rounded.y;
-      }
-      barrier_arrive(read(b));
-      if (args.partial) {  // column h: the row groups in order
-        *reinterpret_cast<float2*>(sums + row_group * kBN + 2 * cp) = sum;
-        sync_helpers();
-        if (h < kBN) {
-          float total = 0.f;
-#pragma unroll
-          for (int g = 0; g < kRowGroups; ++g) total += sums[g * kBN + h];
-          args.partial[static_cast<size_t>(m0 / kBM) * args.N + n0 + h] = total;
-        }
-        sync_helpers();  // the sums are read before the next tile writes them
+    for (int row = row_group; row < kBM; row += kRowGroups) {
+      const uint2 v = *reinterpret_cast<const uint2*>(tile_smem + tile_offset(row, 4 * q));  // four bf16 of pre
+      const size_t at = first + static_cast<size_t>(row) * N;
+      *reinterpret_cast<uint2*>(pre + at) = v;
+      if (act) {
+        const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v.x));
+        const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v.y));
+        const __nv_bfloat162 a0 = __floats2bfloat162_rn(gelu(lo.x + b.x), gelu(lo.y + b.y));
+        const __nv_bfloat162 a1 = __floats2bfloat162_rn(gelu(hi.x + b.z), gelu(hi.y + b.w));
+        uint2 out;
+        out.x = *reinterpret_cast<const uint32_t*>(&a0);
+        out.y = *reinterpret_cast<const uint32_t*>(&a1);
+        *reinterpret_cast<uint2*>(act + at) = out;
       }
     }
+    barrier_arrive(read);
   }
 #endif
-}
-
-// out[c, r] = in[r, c] for a [rows, cols] bf16 matrix, through 32 x 32 shared-memory tiles.
-__global__ void transpose_bf16_kernel(bf16* out, const bf16* in, int rows, int cols) {
-  __shared__ bf16 tile[32][33];
-  const int c = blockIdx.x * 32 + threadIdx.x;
-  for (int i = threadIdx.y; i < 32; i += blockDim.y) {
-    const int r = blockIdx.y * 32 + i;
-    if (r < rows && c < cols) tile[i][threadIdx.x] = in[static_cast<size_t>(r) * cols + c];
-  }
-  __syncthreads();
-  const int r = blockIdx.y * 32 + threadIdx.x;
-  for (int i = threadIdx.y; i < 32; i += blockDim.y) {
-    const int cc = blockIdx.x * 32 + i;
-    if (r < rows && cc < cols) out[static_cast<size_t>(cc) * rows + r] = tile[threadIdx.x][i];
-  }
 }
 
 // Tensor map of a row-major [rows, cols] bf16 matrix read in boxes of [box_rows, 64] (128-byte swizzle).
@@ -292,14 +232,6 @@ const float* bias_or_zeros(Context& ctx, const float* bias, int N) {
   return zeros;
 }
 
-template <bool Backward>
-void launch(Context& ctx, const bf16* a, const bf16* bt, const EpilogueArgs& args, int M, int N, int K) {
-  const CUtensorMap map_a = tile_map(ctx, a, M, K, kBM), map_b = tile_map(ctx, bt, N, K, kBN);
-  MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_gelu_kernel<Backward>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
-  const int tiles = (M / kBM) * (N / kBN);
-  gemm_gelu_kernel<Backward><<<std::min(tiles, ctx.sm_count()), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, args, M, K);
-  MM_LAUNCH_CHECK();
-}
 }  // namespace
 
 bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, std::initializer_list<const void*> arrays) {
@@ -310,17 +242,11 @@ bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, std::initializ
 }
 
 void gemm_gelu_forward(Context& ctx, bf16* pre, bf16* act, const bf16* x, const bf16* w, const float* bias, int M, int N, int K) {
-  launch<false>(ctx, x, w, EpilogueArgs{pre, act, nullptr, nullptr, bias_or_zeros(ctx, bias, N), N}, M, N, K);
-}
-
-void gemm_gelu_backward(Context& ctx, bf16* dpre, bf16* act, float* dbias, const bf16* dout, const bf16* w, const bf16* pre, const float* bias, int M,
-                        int N, int K) {
-  auto* wt = reinterpret_cast<bf16*>(ctx.scratch(kSlotWeightT, (static_cast<size_t>(N) * K + 1) / 2));  // w^T [N, K]: K-major for the GEMM
-  transpose_bf16_kernel<<<dim3((N + 31) / 32, (K + 31) / 32), dim3(32, 8), 0, ctx.stream()>>>(wt, w, K, N);
+  const CUtensorMap map_a = tile_map(ctx, x, M, K, kBM), map_b = tile_map(ctx, w, N, K, kBN);
+  MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_gelu_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
+  const int tiles = (M / kBM) * (N / kBN);
+  gemm_gelu_kernel<<<std::min(tiles, ctx.sm_count()), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, pre, act, bias_or_zeros(ctx, bias, N), M, N, K);
   MM_LAUNCH_CHECK();
-  float* partial = dbias ? ctx.scratch(kSlotColumnPartial, static_cast<size_t>(M / kBM) * N) : nullptr;
-  launch<true>(ctx, dout, wt, EpilogueArgs{dpre, act, pre, partial, bias_or_zeros(ctx, bias, N), N}, M, N, K);
-  if (dbias) accumulate_partials(ctx, dbias, partial, M / kBM, N);
 }
 
 }  // namespace mm::cuda

@@ -339,8 +339,8 @@ TEST_CASE("GPU bf16 self-attention sublayer (qkv and attention output kept in bf
 }
 
 // One bf16 feed-forward sublayer on the GPU (forward, backward) checked against the CPU in double by the
-// ratio rule; returns the GPU's outputs y, dx, dw1, db1, dw2, db2, dnorm_w, dnorm_b, then the dact
-// workspace as backward left it (zero-filled before).
+// ratio rule (skipped when !with_reference); returns the GPU's outputs y, dx, dw1, db1, dw2, db2,
+// dnorm_w, dnorm_b.
 std::vector<std::vector<float>> check_ffn_sublayer(Ops<float>& gpu, NormKind norm_kind, FfnActivation act, int N, int D, int F, bool with_reference = true) {
   CpuOps<double> ref;
   const int Fp = ffn_pre_width(F, act);
@@ -387,7 +387,6 @@ std::vector<std::vector<float>> check_ffn_sublayer(Ops<float>& gpu, NormKind nor
   gpu.zero(gstate.p(), state.size());
   gpu.ffn_forward(nullptr, gstate.p(), gx.p(), gnorm.get(nullptr), gw1.p(), gb1.p(), gw2.p(), gb2.p(), nullptr, N, D, F, act);
   CHECK(gstate.host() == state);
-  got.push_back(gdact.host());
   return got;
 }
 
@@ -402,20 +401,18 @@ TEST_CASE("GPU bf16 feed-forward sublayer (hidden activations in bf16) obeys the
   }
 }
 
-// Shapes in whole 128 x 128 x 64 tiles take the Hopper GEMMs with GELU in their epilogues (gemm_gelu.cu)
-// on an sm_90 GPU; MASKMIX_FUSED_GELU_GEMM=0 turns them off, so both paths are checked and compared:
-// against the CPU on small shapes (a tile or two per CTA), with each other on one of 528 tiles (four
-// per CTA of 132: both consumer warpgroups, each reusing its pre tile, the ring wrapping across tiles).
-TEST_CASE("GPU feed-forward with GELU fused into its GEMMs obeys the ratio rule and agrees with the unfused path", "[gpu][ops][bf16]") {
+// Shapes in whole 256 x 128 x 64 tiles take the Hopper fc1 GEMM with GELU in its epilogue
+// (gemm_gelu.cu) on an sm_90 GPU; MASKMIX_FUSED_GELU_GEMM=0 turns it off, so both paths are checked
+// against the CPU (small shapes) and against each other (a shape of 264 tiles, two per CTA).
+TEST_CASE("GPU feed-forward with GELU fused into its GEMM obeys the ratio rule and agrees with the unfused path", "[gpu][ops][bf16]") {
   if (!have_gpu()) return;
   auto fused = make_backend(Device::Cuda, Precision::Bf16);
   setenv("MASKMIX_FUSED_GELU_GEMM", "0", 1);
   auto unfused = make_backend(Device::Cuda, Precision::Bf16);
   unsetenv("MASKMIX_FUSED_GELU_GEMM");
-  const bool hopper = fused->card().find("H100") != std::string::npos || fused->card().find("H200") != std::string::npos;
   for (NormKind norm_kind : {NormKind::LayerNorm, NormKind::None})
-  for (auto [N, D, F] : {std::tuple{256, 64, 512}, std::tuple{384, 192, 256}, std::tuple{8448, 64, 1024}}) {
-    INFO("N" << N << " D" << D << " F" << F << " norm " << norm_name(norm_kind) << (hopper ? " (Hopper: fused path)" : ""));
+  for (auto [N, D, F] : {std::tuple{256, 64, 512}, std::tuple{512, 192, 256}, std::tuple{8448, 64, 1024}}) {
+    INFO("N" << N << " D" << D << " F" << F << " norm " << norm_name(norm_kind));
     const bool small = N < 1000;
     const auto a = check_ffn_sublayer(*fused, norm_kind, FfnActivation::Gelu, N, D, F, small);
     const auto b = check_ffn_sublayer(*unfused, norm_kind, FfnActivation::Gelu, N, D, F, small);
@@ -424,13 +421,6 @@ TEST_CASE("GPU feed-forward with GELU fused into its GEMMs obeys the ratio rule 
       std::vector<double> ref(b[k].begin(), b[k].end());
       CHECK(relative_error(a[k], ref) < 2e-2);  // the same bf16 roundings of differently ordered sums
     }
-    // the unfused path writes dact [N, F] in bf16 (then dh [N, D] over its start); the fused one keeps
-    // dact in registers and writes only dh there
-    auto written_past_dh = [&](const std::vector<float>& dact) {
-      return std::any_of(dact.begin() + static_cast<size_t>(N) * D / 2, dact.begin() + static_cast<size_t>(N) * F / 2, [](float v) { return v != 0.f; });
-    };
-    CHECK(written_past_dh(b.back()));
-    if (hopper) CHECK(!written_past_dh(a.back()));
   }
 }
 
