@@ -1,5 +1,5 @@
 // GPU test of the Hopper fc1 GEMM with GELU in its epilogue (cuda/gemm_gelu.cu), called directly: pre
-// against a double-precision product rounded once to bf16, act against GELU of the GPU's own pre.
+// against the double-precision product, act against GELU of the GPU's own pre plus bias.
 // Skips without a GPU (fails if MASKMIX_REQUIRE_GPU is set) and on GPUs that are not sm_90.
 #ifdef MASKMIX_CUDA
 #include <cmath>
@@ -26,11 +26,9 @@ double from_bf16_bits(uint16_t b) {
   std::memcpy(&f, &bits, sizeof f);
   return f;
 }
-// Distance in bf16 steps (same sign assumed near zero: counts through zero as well).
-int ulps(uint16_t a, uint16_t b) {
-  auto ordered = [](uint16_t v) { return (v & 0x8000u) ? -static_cast<int>(v & 0x7fffu) : static_cast<int>(v); };
-  return std::abs(ordered(a) - ordered(b));
-}
+// |got - want| in units of one bf16 step of want (2^-8 relative) plus 1e-5: fp32 accumulation and fp32
+// erf near their cancellations (sums close to 0, GELU far below 0) stay well inside 1e-5.
+double error_in_steps(uint16_t got, double want) { return std::abs(from_bf16_bits(got) - want) / (std::abs(want) / 256.0 + 1e-5); }
 
 struct DeviceBytes {
   void* ptr = nullptr;
@@ -81,21 +79,20 @@ TEST_CASE("GPU fused fc1 GEMM + GELU: pre is the rounded product, act is GELU of
   CHECK(got_pre2 == got_pre);
 
   // every 7th row (all tiles, every row position within a tile over the rows checked), all columns
-  int worst_pre = 0, worst_act = 0;
+  double worst_pre = 0, worst_act = 0;
   size_t checked = 0;
   for (int r = 0; r < M; r += 7)
     for (int c = 0; c < N; ++c) {
       double dot = 0;
       for (int k = 0; k < K; ++k) dot += from_bf16_bits(x[static_cast<size_t>(r) * K + k]) * from_bf16_bits(w[static_cast<size_t>(c) * K + k]);
       const size_t at = static_cast<size_t>(r) * N + c;
-      // fp32 accumulation in another order may land one bf16 step away when the product sits near a rounding boundary
-      worst_pre = std::max(worst_pre, ulps(got_pre[at], to_bf16_bits(dot)));
+      worst_pre = std::max(worst_pre, error_in_steps(got_pre[at], dot));
       const double v = from_bf16_bits(got_pre[at]) + static_cast<double>(bias_f[c]);
-      worst_act = std::max(worst_act, ulps(got_act[at], to_bf16_bits(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))))));
+      worst_act = std::max(worst_act, error_in_steps(got_act[at], 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)))));
       ++checked;
     }
   INFO("checked " << checked << " values; worst pre " << worst_pre << " bf16 steps, worst act " << worst_act);
-  CHECK(worst_pre <= 1);
-  CHECK(worst_act <= 1);
+  CHECK(worst_pre <= 1.0);  // rounded once: at most half a step, one where fp32 sums land across a rounding boundary
+  CHECK(worst_act <= 1.0);
 }
 #endif
