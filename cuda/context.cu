@@ -14,7 +14,7 @@ Context::Context(Precision precision) : precision_(precision) {
   sm_count_ = prop.multiProcessorCount;
   name_ = prop.name;
   const char* fused = std::getenv("MASKMIX_FUSED_GELU_GEMM");
-  fused_gelu_gemm_ = prop.major == 9 && prop.minor == 0 && !(fused && std::string(fused) == "0");
+  fused_gelu_gemm_ = prop.major == 9 && prop.minor == 0 && fused && std::string(fused) == "1";
   MM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   MM_CUBLAS_CHECK(cublasCreate(&cublas_));
   MM_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));

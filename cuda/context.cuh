@@ -112,8 +112,9 @@ class Context {
   // the caller then fills it. Use the slot for nothing else.
   float* keyed_scratch(int slot, size_t floats, long long key, bool* filled);
   int sm_count() const { return sm_count_; }
-  // Whether the GPU runs the Hopper (sm_90a) kernels of gemm_gelu.cu: compute capability 9.0, unless the
-  // environment sets MASKMIX_FUSED_GELU_GEMM=0 (then cuBLAS and separate GELU kernels; for A/B timing).
+  // Whether the GPU runs the Hopper (sm_90a) kernel of gemm_gelu.cu: compute capability 9.0 and the
+  // environment sets MASKMIX_FUSED_GELU_GEMM=1 (opt-in: it measured slower than cuBLAS and the separate
+  // GELU kernel, see gemm_gelu.cuh).
   bool fused_gelu_gemm() const { return fused_gelu_gemm_; }
   // A CUDA driver function by name (cuTensorMapEncodeTiled, say), looked up once; throws if missing.
   void* driver_entry_point(const char* symbol);

@@ -219,7 +219,7 @@ CUtensorMap tile_map(Context& ctx, const bf16* matrix, int rows, int cols, int b
                                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (status != CUDA_SUCCESS)
-    throw_error("CUDA driver", static_cast<int>(status), "cuTensorMapEncodeTiled failed (MASKMIX_FUSED_GELU_GEMM=0 avoids it)", __FILE__, __LINE__);
+    throw_error("CUDA driver", static_cast<int>(status), "cuTensorMapEncodeTiled failed (unset MASKMIX_FUSED_GELU_GEMM to avoid it)", __FILE__, __LINE__);
   return map;
 }
 

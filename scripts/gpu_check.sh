@@ -103,12 +103,13 @@ if has context; then
     scripts/reproduce_all.sh --stage context > "$res/context.log" 2>&1
   echo "context exit $?"; grep -E "took|: step" "$res/context.log" | tail -n 16; cat "$res/context_runs.md" 2>/dev/null | head -n 60
 fi
-if has fused_ab; then  # the Hopper GELU-in-GEMM kernels on and off (MASKMIX_FUSED_GELU_GEMM), alternated for 2 rounds
+if has fused_ab; then  # the Hopper GELU-in-GEMM kernel (opt-in: MASKMIX_FUSED_GELU_GEMM=1) on and off, alternated for 2 rounds
   configs=mixer:d512:l8:c512,mixer:d1024:l8:c512
   for round in 1 2; do
     stage "fused GELU GEMMs on / off, round $round"
-    timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_on_r$round.csv" 2>&1 | grep -v "^bench:" | tail -n 2
-    MASKMIX_FUSED_GELU_GEMM=0 timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_off_r$round.csv" 2>&1 |
+    MASKMIX_FUSED_GELU_GEMM=1 timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_on_r$round.csv" 2>&1 |
+      grep -v "^bench:" | tail -n 2
+    timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_off_r$round.csv" 2>&1 |
       grep -v "^bench:" | tail -n 2
   done
 fi

@@ -1,10 +1,12 @@
-// GPU test of the Hopper fc1 GEMM with GELU in its epilogue (cuda/gemm_gelu.cu), called directly: pre
-// against the double-precision product, act against GELU of the GPU's own pre plus bias.
-// Skips without a GPU (fails if MASKMIX_REQUIRE_GPU is set) and on GPUs that are not sm_90.
+// CUDA pieces called directly, without the Ops interface: the GELU arithmetic shared by host and device
+// (cuda/activations.cuh, on the CPU), and the Hopper fc1 GEMM with GELU in its epilogue
+// (cuda/gemm_gelu.cu, on the GPU: skips without a GPU unless MASKMIX_REQUIRE_GPU is set, and on GPUs
+// that are not sm_90 or when MASKMIX_FUSED_GELU_GEMM is not 1).
 #ifdef MASKMIX_CUDA
 #include <cmath>
 #include <cstring>
 
+#include "activations.cuh"
 #include "gemm_gelu.cuh"
 #include "helpers.h"
 #include "ops/backend.h"
@@ -40,18 +42,37 @@ struct DeviceBytes {
 
 }  // namespace
 
+TEST_CASE("normal_cdf (the GELU kernels' Phi) matches erfc: 2e-7 absolute everywhere, 6e-6 relative down to -6", "[ops]") {
+  double worst_abs = 0, worst_rel = 0, worst_gelu_grad = 0;
+  for (double x = -12; x <= 12; x += 1.0 / 1024) {
+    const double exact = 0.5 * std::erfc(-x / std::sqrt(2.0)), got = cuda::normal_cdf(static_cast<float>(x));
+    worst_abs = std::max(worst_abs, std::abs(got - exact));
+    if (x >= -6) worst_rel = std::max(worst_rel, std::abs(got - exact) / exact);
+    const double pdf = std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI), grad = exact + x * pdf;  // GELU'(x)
+    worst_gelu_grad = std::max(worst_gelu_grad, std::abs(cuda::gelu_grad(1.f, static_cast<float>(x)) - grad));
+  }
+  INFO("worst absolute " << worst_abs << ", relative (x >= -6) " << worst_rel << ", GELU' absolute " << worst_gelu_grad);
+  CHECK(worst_abs < 2e-7);
+  CHECK(worst_rel < 6e-6);
+  CHECK(worst_gelu_grad < 5e-7);
+  CHECK(cuda::gelu(0.f) == 0.f);
+  CHECK(cuda::normal_cdf(0.f) == Approx(0.5).margin(1e-7));
+}
+
 TEST_CASE("GPU fused fc1 GEMM + GELU: pre is the rounded product, act is GELU of pre plus bias", "[gpu][ops][bf16]") {
   if (cuda_device_count() == 0) {
     if (test::gpu_required()) FAIL("MASKMIX_REQUIRE_GPU is set but no CUDA GPU was found");
     WARN("no CUDA GPU: GPU test skipped");
     return;
   }
+  setenv("MASKMIX_FUSED_GELU_GEMM", "1", 1);  // opt-in (see gemm_gelu.cuh)
   cuda::Context ctx(Precision::Bf16);
+  unsetenv("MASKMIX_FUSED_GELU_GEMM");
   // 100 x 4 tiles of 256 x 128 over 132 CTAs (three or four each: the result buffer and the ring are
   // reused across tiles); K = 192 is three slices, the ring's depth
   const int M = 25600, N = 512, K = 192;
   if (!cuda::gemm_gelu_supported(ctx, M, N, K, {})) {
-    WARN("not an sm_90 GPU (or MASKMIX_FUSED_GELU_GEMM=0): fused GEMM test skipped");
+    WARN("not an sm_90 GPU: fused GEMM test skipped");
     return;
   }
   const auto xs = test::random_vector(static_cast<size_t>(M) * K, 71), ws = test::random_vector(static_cast<size_t>(N) * K, 72, 0.1);
