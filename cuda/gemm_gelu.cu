@@ -1,14 +1,13 @@
-// Hopper GEMMs with exact GELU in the epilogue (see gemm_gelu.cuh): TMA + mbarrier ring, wgmma.
+// Hopper fc1 GEMM with exact GELU in its epilogue (see gemm_gelu.cuh): TMA + mbarrier ring, wgmma,
+// helper warps for the epilogue.
 #include "gemm_gelu.cuh"
 
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
 #include <algorithm>
-#include <type_traits>
 
 #include "activations.cuh"
-#include "reduce.cuh"
 
 namespace mm::cuda {
 
