@@ -431,11 +431,12 @@ TEST_CASE("GPU bf16 mixing sublayer (normalized input kept in bf16) obeys the ra
   for (NormKind norm_kind : {NormKind::LayerNorm, NormKind::None})
   for (bool causal : {true, false})
   for (int T : {70, 256})
-  for (int D : {24, 6}) {  // rows of float4s, and rows that are not
+  for (int D : {24, 6, 64})  // rows of float4s, rows that are not, and a width the norm holds in registers
+  for (bool skip_is_x : {false, true}) {  // a pre-norm block's residual is its input: the norm's pass writes x + c first
     const int B = 2, N = B * T;
     const size_t ND = static_cast<size_t>(N) * D;
     const bool prenorm = norm_kind != NormKind::None;
-    INFO("T" << T << " D" << D << " causal " << causal << " norm " << norm_name(norm_kind));
+    INFO("T" << T << " D" << D << " causal " << causal << " norm " << norm_name(norm_kind) << " skip is x " << skip_is_x);
     auto x = test::random_vector(ND, 61), w = test::random_vector(static_cast<size_t>(T) * T, 62), c = test::random_vector(T, 63);
     auto dy = test::random_vector(ND, 64), skip = test::random_vector(ND, 65), dskip = test::random_vector(ND, 66);
     auto norm_w = test::random_vector(D, 67), norm_b = test::random_vector(D, 68);
@@ -444,7 +445,7 @@ TEST_CASE("GPU bf16 mixing sublayer (normalized input kept in bf16) obeys the ra
     auto sublayer = [&](const std::vector<double>& xs, const std::vector<double>& ws, const std::vector<double>& dys) {
       std::vector<double> y(ND), state(ref.mix_sublayer_state_size(B, T, D)), dx(ND), dw(w.size(), 0.0), dc(c.size(), 0.0), dh(ND);
       TestNorm<double> norm(norm_kind, norm_w, norm_b, N);
-      ref.mix_sublayer_forward(y.data(), state.data(), xs.data(), norm.get(nullptr), ws.data(), c.data(), skip.data(), B, T, D, causal);
+      ref.mix_sublayer_forward(y.data(), state.data(), xs.data(), norm.get(nullptr), ws.data(), c.data(), skip_is_x ? xs.data() : skip.data(), B, T, D, causal);
       ref.mix_sublayer_backward(dx.data(), dw.data(), dc.data(), dys.data(), xs.data(), state.data(), norm.get(dskip.data()), ws.data(), B, T, D, causal,
                                 dh.data());
       return std::vector<std::vector<double>>{y, dx, dw, dc, norm.dw, norm.db};
@@ -455,7 +456,7 @@ TEST_CASE("GPU bf16 mixing sublayer (normalized input kept in bf16) obeys the ra
         gdc(*gpu, c.size()), gdh(*gpu, ND);
     CHECK(gpu->mix_sublayer_state_size(B, T, D) == ND / 2);  // h in bf16
     GpuNorm gnorm(*gpu, norm_kind, norm_w, norm_b, N);
-    gpu->mix_sublayer_forward(gy.p(), gstate.p(), gx.p(), gnorm.get(nullptr), gw.p(), gc.p(), gskip.p(), B, T, D, causal);
+    gpu->mix_sublayer_forward(gy.p(), gstate.p(), gx.p(), gnorm.get(nullptr), gw.p(), gc.p(), skip_is_x ? gx.p() : gskip.p(), B, T, D, causal);
     gpu->mix_sublayer_backward(gdx.p(), gdw.p(), gdc.p(), gdy.p(), gx.p(), gstate.p(), gnorm.get(gdskip.p()), gw.p(), B, T, D, causal, gdh.p());
     const std::vector<std::vector<float>> got = {gy.host(), gdx.host(), gdw.host(), gdc.host(), gnorm.dw.host(), gnorm.db.host()};
     for (int k = 0; k < 6; ++k) {
