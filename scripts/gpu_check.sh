@@ -3,7 +3,7 @@
 # training runs of mixer and llama on the shared TinyStories shards. Everything small lands in
 # $OUT/results.tar.gz (CSV + .meta + logs); the console gets a summary.
 #   Built here: scripts/make_carry.sh (binary, tests, non-CUDA libs, shards, test data -> carry/bundle.tar.xz)
-#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: quick,tests,bench,profile,kernels,train,fused_ab,representation,representation_trained,
+#   On the device: scripts/gpu_check.sh carry/bundle.tar.xz "$OUT" [stages]   stages: quick,tests,bench,profile,kernels,train,fused_ab,ab_before,representation,representation_trained,
 #     representation_llama1024,
 #     retrieval,compare,heads,context,torch,
 #     speed (maskmix bench and the PyTorch twin alternated for 3 rounds: the card's speed drifts between
@@ -110,6 +110,15 @@ if has fused_ab; then  # the Hopper GELU-in-GEMM kernel (opt-in: MASKMIX_FUSED_G
     MASKMIX_FUSED_GELU_GEMM=1 timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_on_r$round.csv" 2>&1 |
       grep -v "^bench:" | tail -n 2
     timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_off_r$round.csv" 2>&1 |
+      grep -v "^bench:" | tail -n 2
+  done
+fi
+if has ab_before; then  # BEFORE_BIN: a maskmix binary of an earlier commit, alternated with this one for 2 rounds
+  configs=${AB_CONFIGS:-mixer:d512:l8:c512,mixer:d1024:l8:c512}
+  for round in 1 2; do
+    stage "this binary / BEFORE_BIN, round $round"
+    timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/ab_after_r$round.csv" 2>&1 | grep -v "^bench:" | tail -n 2
+    timeout 100 "$BEFORE_BIN" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/ab_before_r$round.csv" 2>&1 |
       grep -v "^bench:" | tail -n 2
   done
 fi
