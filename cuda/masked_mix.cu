@@ -152,17 +152,13 @@ void mix_sublayer_forward(Context& ctx, float* out, float* state, const float* x
   const int N = B * T;
   const size_t mat = static_cast<size_t>(T) * T;
   bf16* h = reinterpret_cast<bf16*>(state);  // [B,T,D]
-  // With the residual being the input (a pre-norm block), the norm's pass also writes out = x + c and
-  // the GEMM accumulates into it: one pass over [N, D] fp32 fewer than adding c and skip afterwards.
-  const bool residual_first = skip == x && out != x && prenorm_forward_with_residual(ctx, norm, h, x, out, c, T, N, D);
-  if (!residual_first) prenorm_forward(ctx, norm, h, x, N, D);
+  prenorm_forward(ctx, norm, h, x, N, D);
   bf16* masked = reinterpret_cast<bf16*>(ctx.scratch(kSlotMixMasked, mat));
   lower_triangle_kernel<<<grid(ctx, mat), 256, 0, ctx.stream()>>>(masked, w, T, T, causal);
   MM_LAUNCH_CHECK();
-  // out_b[T, D] = masked[T, T] @ h_b[T, D] (+ out: x + c) for every b
+  // out_b[T, D] = masked[T, T] @ h_b[T, D] for every b, then + c + skip
   const long long seq = static_cast<long long>(T) * D;
-  gemm_bf16(ctx, false, false, T, D, T, 1.f, masked, T, 0, h, D, seq, residual_first ? 1.f : 0.f, out, D, seq, B);
-  if (residual_first) return;
+  gemm_bf16(ctx, false, false, T, D, T, 1.f, masked, T, 0, h, D, seq, 0.f, out, D, seq, B);
   if (float4_rows(D, {out, skip})) add_row_bias_kernel<<<std::min(blocks_for(N, 8), ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, N, T, D);
   else mix_bias_kernel<<<std::min(N, ctx.sm_count() * 16), 256, 0, ctx.stream()>>>(out, c, skip, B, T, D, 1);
   MM_LAUNCH_CHECK();

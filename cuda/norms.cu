@@ -205,19 +205,11 @@ bool norm_backward_one_pass(Context& ctx, float* dx, float* dw, float* db, const
   }
 }
 
-// Optional second output of the register-resident forward: dst[r] = x[r] + row_bias[r % T] (the
-// mixing sublayer's residual and bias, which its GEMM then accumulates into), while x is in registers.
-struct ResidualCopy {
-  float* dst = nullptr;
-  const float* row_bias = nullptr;
-  int T = 1;
-};
-
 // LayerNorm (mean != nullptr) or RMSNorm forward with the row held in registers: every
 // load of a row is issued before the reductions, and x is read once. Lane l owns columns l + 32k.
 template <int kCols, class OutT>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_forward_registers(OutT* out, float* mean, float* rstd, const float* x, const float* w,
-                                                                              const float* b, int N, float eps, ResidualCopy copy) {
+                                                                              const float* b, int N, float eps) {
   constexpr int D = 32 * kCols;
   const int row = blockIdx.x * kWarpsPerBlock + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
@@ -238,11 +230,6 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_forward_registers(Ou
     const int c = lane + 32 * k;
     store_as(out + offset + 32 * k, (v[k] - mu) * rs * __ldg(w + c) + (b ? __ldg(b + c) : 0.f));
   }
-  if (copy.dst) {
-    const float bias = copy.row_bias[row % copy.T];
-#pragma unroll
-    for (int k = 0; k < kCols; ++k) copy.dst[offset + 32 * k] = v[k] + bias;
-  }
   if (lane == 0) {
     if (mean) mean[row] = mu;
     rstd[row] = rs;
@@ -252,16 +239,16 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) norm_forward_registers(Ou
 // The register-resident forward for the common widths; false (nothing done) for others.
 template <class OutT>
 bool norm_forward_registers_for(Context& ctx, OutT* out, float* mean, float* rstd, const float* x, const float* w, const float* b, int N, int D,
-                                float eps, ResidualCopy copy = {}) {
+                                float eps) {
   const int blocks = (N + kWarpsPerBlock - 1) / kWarpsPerBlock, threads = 32 * kWarpsPerBlock;
   switch (D) {
-    case 32: norm_forward_registers<1, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps, copy); break;
-    case 64: norm_forward_registers<2, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps, copy); break;
-    case 128: norm_forward_registers<4, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps, copy); break;
-    case 256: norm_forward_registers<8, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps, copy); break;
-    case 512: norm_forward_registers<16, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps, copy); break;
-    case 768: norm_forward_registers<24, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps, copy); break;
-    case 1024: norm_forward_registers<32, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps, copy); break;
+    case 32: norm_forward_registers<1, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps); break;
+    case 64: norm_forward_registers<2, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps); break;
+    case 128: norm_forward_registers<4, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps); break;
+    case 256: norm_forward_registers<8, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps); break;
+    case 512: norm_forward_registers<16, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps); break;
+    case 768: norm_forward_registers<24, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps); break;
+    case 1024: norm_forward_registers<32, OutT><<<blocks, threads, 0, ctx.stream()>>>(out, mean, rstd, x, w, b, N, eps); break;
     default: return false;
   }
   MM_LAUNCH_CHECK();
@@ -314,14 +301,6 @@ const __nv_bfloat16* prenorm_forward(Context& ctx, const PreNorm<float>& norm, _
   else if (norm.kind == NormKind::RmsNorm) norm_forward(ctx, h, nullptr, norm.rstd, x, norm.w, nullptr, N, D);
   else round_to_bf16(ctx, h, x, static_cast<size_t>(N) * D);
   return h;
-}
-
-bool prenorm_forward_with_residual(Context& ctx, const PreNorm<float>& norm, __nv_bfloat16* h, const float* x, float* residual, const float* row_bias, int T,
-                                   int N, int D) {
-  if (!norm.on()) return false;
-  const bool layer = norm.kind == NormKind::LayerNorm;
-  return norm_forward_registers_for(ctx, h, layer ? norm.mean : nullptr, norm.rstd, x, norm.w, layer ? norm.b : nullptr, N, D, layer ? 1e-5f : 1e-6f,
-                                    ResidualCopy{residual, row_bias, T});
 }
 
 void prenorm_backward(Context& ctx, const PreNorm<float>& norm, float* dx, const __nv_bfloat16* dh, const float* x, int N, int D) {

@@ -15,10 +15,5 @@ void rmsnorm_backward(Context& ctx, float* dx, float* dw, const float* dout, con
 // norm is off) rounded to bf16 into `h` and returns it; backward takes the bf16 gradient dh and writes
 // dx (plus norm.dskip), accumulating the norm's parameter gradients.
 const __nv_bfloat16* prenorm_forward(Context& ctx, const PreNorm<float>& norm, __nv_bfloat16* h, const float* x, int N, int D);
-// prenorm_forward that also writes residual[r] = x[r] + row_bias[r % T] in the same pass (x is read
-// once); false, with nothing done, where the norm is off or D has no register-resident kernel (32,
-// 64, 128, 256, 512, 768, 1024).
-bool prenorm_forward_with_residual(Context& ctx, const PreNorm<float>& norm, __nv_bfloat16* h, const float* x, float* residual, const float* row_bias, int T,
-                                   int N, int D);
 void prenorm_backward(Context& ctx, const PreNorm<float>& norm, float* dx, const __nv_bfloat16* dh, const float* x, int N, int D);
 }  // namespace mm::cuda
