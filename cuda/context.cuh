@@ -60,7 +60,6 @@ enum ScratchSlot : int {
   kSlotScanTemp,        // embedding backward: the scan's temporary storage
   kSlotEmbeddingPieces, // embedding backward: per-piece row sums [pieces, D]
   kSlotFfnAct,          // feed-forward in bf16: the activation act [N, F] (forward for the second GEMM, backward for dw2)
-  kSlotZeroBias,        // gemm_gelu: zeros standing in for a missing bias [N]
 };
 
 // A cuBLASLt plan for one linear-layer shape: descriptors and the heuristic's algorithm, built on first

@@ -283,7 +283,7 @@ void ffn_forward(Context& ctx, float* out, float* state, const float* x, const P
   prenorm_forward(ctx, norm, s.x, x, N, D);  // h (or x) in bf16, straight into the state
   const bf16* w1_16 = to_bf16(ctx, kSlotCastA, w1, static_cast<size_t>(Fp) * D);
   bf16* act16 = out ? act_scratch(ctx, N, F) : nullptr;  // out null (recompute): the state is all that was asked for
-  if (act == FfnActivation::Gelu && gemm_gelu_supported(ctx, N, F, D, {s.x, w1_16, s.pre, act16, b1})) {
+  if (act == FfnActivation::Gelu && gemm_gelu_supported(ctx, N, F, D, b1, {s.x, w1_16, s.pre, act16, b1})) {
     gemm_gelu_forward(ctx, s.pre, act16, s.x, w1_16, b1, N, F, D);  // pre, and act with GELU in the GEMM's epilogue
   } else {
     gemm_bf16(ctx, false, true, N, Fp, D, s.x, D, w1_16, D, s.pre, Fp);  // pre = h w1^T (b1 is added by the activation)

@@ -222,19 +222,10 @@ CUtensorMap tile_map(Context& ctx, const bf16* matrix, int rows, int cols, int b
   return map;
 }
 
-// bias, or N zeros when it is null (kept in a scratch slot)
-const float* bias_or_zeros(Context& ctx, const float* bias, int N) {
-  if (bias) return bias;
-  bool filled = false;
-  float* zeros = ctx.keyed_scratch(kSlotZeroBias, static_cast<size_t>(N), N, &filled);
-  if (!filled) MM_CUDA_CHECK(cudaMemsetAsync(zeros, 0, static_cast<size_t>(N) * sizeof(float), ctx.stream()));
-  return zeros;
-}
-
 }  // namespace
 
-bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, std::initializer_list<const void*> arrays) {
-  if (!ctx.fused_gelu_gemm() || M % kBM != 0 || N % kBN != 0 || K % kBK != 0 || M <= 0 || N <= 0 || K <= 0) return false;
+bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, const float* bias, std::initializer_list<const void*> arrays) {
+  if (!ctx.fused_gelu_gemm() || !bias || M % kBM != 0 || N % kBN != 0 || K % kBK != 0 || M <= 0 || N <= 0 || K <= 0) return false;
   for (const void* p : arrays)
     if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
   return true;
@@ -244,7 +235,7 @@ void gemm_gelu_forward(Context& ctx, bf16* pre, bf16* act, const bf16* x, const 
   const CUtensorMap map_a = tile_map(ctx, x, M, K, kBM), map_b = tile_map(ctx, w, N, K, kBN);
   MM_CUDA_CHECK(cudaFuncSetAttribute(gemm_gelu_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes));
   const int tiles = (M / kBM) * (N / kBN);
-  gemm_gelu_kernel<<<std::min(tiles, ctx.sm_count()), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, pre, act, bias_or_zeros(ctx, bias, N), M, N, K);
+  gemm_gelu_kernel<<<std::min(tiles, ctx.sm_count()), kThreads, kSmemBytes, ctx.stream()>>>(map_a, map_b, pre, act, bias, M, N, K);
   MM_LAUNCH_CHECK();
 }
 

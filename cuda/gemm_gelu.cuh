@@ -19,12 +19,12 @@
 namespace mm::cuda {
 
 // Whether the fused GEMM runs for this shape on this device: an sm_90 GPU with MASKMIX_FUSED_GELU_GEMM=1,
-// M % 256 == 0, N % 128 == 0, K % 64 == 0, 16-byte aligned arrays. Otherwise use cuBLAS and the separate
-// activation kernel.
-bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, std::initializer_list<const void*> arrays);
+// a bias, M % 256 == 0, N % 128 == 0, K % 64 == 0, 16-byte aligned arrays. Otherwise use cuBLAS and the
+// separate activation kernel.
+bool gemm_gelu_supported(const Context& ctx, int M, int N, int K, const float* bias, std::initializer_list<const void*> arrays);
 
 // pre[M,N] = bf16(x[M,K] w[N,K]^T); act[M,N] = bf16(GELU(pre + bias)), bias [N]. act may be null (pre
-// only: --recompute rebuilds pre with the same GEMM), bias may be null (zero).
+// only: --recompute rebuilds pre with the same GEMM).
 void gemm_gelu_forward(Context& ctx, __nv_bfloat16* pre, __nv_bfloat16* act, const __nv_bfloat16* x, const __nv_bfloat16* w, const float* bias, int M,
                        int N, int K);
 

@@ -71,10 +71,6 @@ TEST_CASE("GPU fused fc1 GEMM + GELU: pre is the rounded product, act is GELU of
   // 100 x 4 tiles of 256 x 128 over 132 CTAs (three or four each: the result buffer and the ring are
   // reused across tiles); K = 192 is three slices, the ring's depth
   const int M = 25600, N = 512, K = 192;
-  if (!cuda::gemm_gelu_supported(ctx, M, N, K, {})) {
-    WARN("not an sm_90 GPU: fused GEMM test skipped");
-    return;
-  }
   const auto xs = test::random_vector(static_cast<size_t>(M) * K, 71), ws = test::random_vector(static_cast<size_t>(N) * K, 72, 0.1);
   const auto bias = test::random_vector(N, 73);
   std::vector<uint16_t> x(xs.size()), w(ws.size());
@@ -86,12 +82,16 @@ TEST_CASE("GPU fused fc1 GEMM + GELU: pre is the rounded product, act is GELU of
   REQUIRE(cudaMemcpy(dx.ptr, x.data(), x.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
   REQUIRE(cudaMemcpy(dw.ptr, w.data(), w.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
   REQUIRE(cudaMemcpy(dbias.ptr, bias_f.data(), N * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess);
+  if (!cuda::gemm_gelu_supported(ctx, M, N, K, static_cast<const float*>(dbias.ptr), {dx.ptr, dw.ptr, dpre.ptr, dact.ptr, dpre2.ptr})) {
+    WARN("not an sm_90 GPU: fused GEMM test skipped");
+    return;
+  }
   auto* pre = static_cast<__nv_bfloat16*>(dpre.ptr);
   const auto* xd = static_cast<const __nv_bfloat16*>(dx.ptr);
   const auto* wd = static_cast<const __nv_bfloat16*>(dw.ptr);
   cuda::gemm_gelu_forward(ctx, pre, static_cast<__nv_bfloat16*>(dact.ptr), xd, wd, static_cast<const float*>(dbias.ptr), M, N, K);
-  // pre only (--recompute), and no bias: the same pre
-  cuda::gemm_gelu_forward(ctx, static_cast<__nv_bfloat16*>(dpre2.ptr), nullptr, xd, wd, nullptr, M, N, K);
+  // pre only (--recompute): the same pre
+  cuda::gemm_gelu_forward(ctx, static_cast<__nv_bfloat16*>(dpre2.ptr), nullptr, xd, wd, static_cast<const float*>(dbias.ptr), M, N, K);
   REQUIRE(cudaStreamSynchronize(ctx.stream()) == cudaSuccess);
   std::vector<uint16_t> got_pre(static_cast<size_t>(M) * N), got_act(got_pre.size()), got_pre2(got_pre.size());
   REQUIRE(cudaMemcpy(got_pre.data(), dpre.ptr, out_bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
