@@ -103,25 +103,29 @@ if has context; then
     scripts/reproduce_all.sh --stage context > "$res/context.log" 2>&1
   echo "context exit $?"; grep -E "took|: step" "$res/context.log" | tail -n 16; cat "$res/context_runs.md" 2>/dev/null | head -n 60
 fi
-if has fused_ab; then  # the Hopper GELU-in-GEMM kernel (opt-in: MASKMIX_FUSED_GELU_GEMM=1) on and off, alternated for 2 rounds
-  configs=mixer:d512:l8:c512,mixer:d1024:l8:c512
+# Two variants A and B of `maskmix bench` alternated for 2 rounds (the card drifts between calls):
+# bench_ab NAME_A NAME_B CMD_A... -- CMD_B... where each CMD is a command prefix (env settings and a binary)
+bench_ab() {
+  local a=$1 b=$2 configs=${AB_CONFIGS:-mixer:d512:l8:c512,mixer:d1024:l8:c512}
+  shift 2
+  local -a cmd_a=() cmd_b=()
+  while [ "$1" != "--" ]; do cmd_a+=("$1"); shift; done
+  shift
+  cmd_b=("$@")
   for round in 1 2; do
-    stage "fused GELU GEMMs on / off, round $round"
-    MASKMIX_FUSED_GELU_GEMM=1 timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_on_r$round.csv" 2>&1 |
-      grep -v "^bench:" | tail -n 2
-    timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/fused_off_r$round.csv" 2>&1 |
-      grep -v "^bench:" | tail -n 2
+    stage "$a / $b, round $round"
+    for side in a b; do
+      local name=$a cmd=("${cmd_a[@]}")
+      [ "$side" = b ] && name=$b cmd=("${cmd_b[@]}")
+      timeout 100 env "${cmd[@]}" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/${name}_r$round.csv" 2>&1 |
+        grep -v "^bench:" | tail -n 2
+    done
   done
-fi
-if has ab_before; then  # BEFORE_BIN: a maskmix binary of an earlier commit, alternated with this one for 2 rounds
-  configs=${AB_CONFIGS:-mixer:d512:l8:c512,mixer:d1024:l8:c512}
-  for round in 1 2; do
-    stage "this binary / BEFORE_BIN, round $round"
-    timeout 100 "$bin" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/ab_after_r$round.csv" 2>&1 | grep -v "^bench:" | tail -n 2
-    timeout 100 "$BEFORE_BIN" bench --device cuda --configs "$configs" --batch 32 --steps 20 --out "$res/ab_before_r$round.csv" 2>&1 |
-      grep -v "^bench:" | tail -n 2
-  done
-fi
+}
+# the Hopper GELU-in-GEMM kernel (opt-in) on and off
+if has fused_ab; then bench_ab fused_on fused_off MASKMIX_FUSED_GELU_GEMM=1 "$bin" -- "$bin"; fi
+# BEFORE_BIN: a maskmix binary of an earlier commit, against this one
+if has ab_before; then bench_ab ab_after ab_before "$bin" -- "$BEFORE_BIN"; fi
 if has torch; then
   stage "PyTorch twin bench"
   PYTHONUNBUFFERED=1 timeout 300 python3 scripts/torch_twin.py --bench --batch 32 --steps 20 --out "$res/torch_bench_${tag}.csv" 2>&1 | grep -v Warning | tail -n 10
